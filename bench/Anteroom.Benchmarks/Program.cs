@@ -1,0 +1,4 @@
+using Anteroom.Benchmarks;
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(SchedulerBenchmarks).Assembly).Run(args, new SchedulerBenchmarkConfig());

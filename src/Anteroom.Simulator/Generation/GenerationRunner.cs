@@ -1,0 +1,157 @@
+using Anteroom.Simulator.Http;
+using Microsoft.AspNetCore.Http;
+
+namespace Anteroom.Simulator.Generation;
+
+/// <summary>
+/// The life of one generation: wait for a slot, evaluate the prompt, stream tokens at the configured pace, inject
+/// the planned fault, and end exactly once, freeing the slot, whatever happens.
+/// </summary>
+internal static class GenerationRunner
+{
+    public static async Task RunAsync(Simulation simulation, HttpContext http, GenerationRequest request, IGenerationWriter writer)
+    {
+        var arrived = simulation.Time.GetTimestamp();
+        var clientGone = http.RequestAborted;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(clientGone, simulation.Stopping);
+        var cancellationToken = linked.Token;
+
+        SlotLease? lease;
+        try
+        {
+            lease = await simulation.Slots.AcquireAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            EndIfStopping(simulation, http);
+            return;
+        }
+
+        if (lease is null)
+        {
+            await writer.BusyAsync();
+            return;
+        }
+
+        var outcome = GenerationOutcome.Failed;
+        try
+        {
+            outcome = await GenerateAsync(simulation, http, request, writer, arrived, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            outcome = GenerationOutcome.Cancelled;
+        }
+        catch (IOException) when (clientGone.IsCancellationRequested)
+        {
+            outcome = GenerationOutcome.Cancelled;
+        }
+        finally
+        {
+            lease.Finish(outcome);
+        }
+
+        if (outcome == GenerationOutcome.Cancelled)
+            EndIfStopping(simulation, http);
+    }
+
+    private static async Task<GenerationOutcome> GenerateAsync(
+        Simulation simulation,
+        HttpContext http,
+        GenerationRequest request,
+        IGenerationWriter writer,
+        long arrived,
+        CancellationToken cancellationToken)
+    {
+        var time = simulation.Time;
+        var timing = simulation.Timing;
+        var plan = request.Plan;
+        var clientGone = http.RequestAborted;
+
+        await simulation.HoldGate.PassAsync(cancellationToken);
+        var clock = new TokenClock(time);
+        await clock.WaitAsync(timing.UntilFirstToken(request.PromptTokens, simulation.Slots.Active), cancellationToken);
+        // Hold() called while the prompt was being evaluated still keeps the first token back.
+        await simulation.HoldGate.PassAsync(cancellationToken);
+
+        if (plan.Fault == SimulatedFault.FailBeforeFirstToken)
+        {
+            await writer.FailAsync("simulated failure before the first token", cancellationToken);
+            return GenerationOutcome.Failed;
+        }
+
+        var words = new WordSource(plan.TextSeed);
+        var firstTokenAt = 0L;
+        for (var sent = 0; sent < plan.OutputTokens;)
+        {
+            if (sent > 0)
+                await clock.WaitAsync(timing.BetweenTokens(simulation.Slots.Active), cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+
+            simulation.Stats.TokenProduced(afterDisconnect: clientGone.IsCancellationRequested);
+            if (sent == 0)
+                firstTokenAt = time.GetTimestamp();
+            await writer.TokenAsync(words.Next(), cancellationToken);
+            sent++;
+
+            if (sent == plan.FaultAfterToken)
+                return await InjectFaultAsync(simulation, http, plan.Fault, writer, cancellationToken);
+        }
+
+        var finished = time.GetTimestamp();
+        var promptEvaluation = TimeSpan.FromTicks(Math.Min(
+            timing.PromptEvaluation(request.PromptTokens).Ticks,
+            time.GetElapsedTime(clock.Start, firstTokenAt).Ticks));
+        var result = new GenerationResult(
+            request.PromptTokens,
+            plan.OutputTokens,
+            plan.FinishReason,
+            Total: time.GetElapsedTime(arrived, finished),
+            Load: time.GetElapsedTime(arrived, clock.Start),
+            PromptEvaluation: promptEvaluation,
+            Evaluation: time.GetElapsedTime(clock.Start, finished) - promptEvaluation,
+            plan.TextSeed);
+        await writer.DoneAsync(result, cancellationToken);
+        return GenerationOutcome.Completed;
+    }
+
+    private static async Task<GenerationOutcome> InjectFaultAsync(
+        Simulation simulation,
+        HttpContext http,
+        SimulatedFault fault,
+        IGenerationWriter writer,
+        CancellationToken cancellationToken)
+    {
+        switch (fault)
+        {
+            case SimulatedFault.FailMidStream:
+                await writer.FailAsync("simulated failure in the middle of the stream", cancellationToken);
+                return GenerationOutcome.Failed;
+            case SimulatedFault.Disconnect:
+                ConnectionCut.Cut(http);
+                return GenerationOutcome.Failed;
+            case SimulatedFault.Stall:
+                // A hung runner: the slot stays taken and nothing more is sent until the client gives up.
+                simulation.Stats.StallBegan();
+                try
+                {
+                    await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+                finally
+                {
+                    simulation.Stats.StallEnded();
+                }
+
+                return GenerationOutcome.Cancelled;
+            default:
+                throw new InvalidOperationException($"Fault {fault} cannot happen mid-stream.");
+        }
+    }
+
+    /// <summary>A stream cut by the server's shutdown must not look like a clean end to the client.</summary>
+    private static void EndIfStopping(Simulation simulation, HttpContext http)
+    {
+        if (simulation.Stopping.IsCancellationRequested && !http.RequestAborted.IsCancellationRequested)
+            http.Abort();
+    }
+}

@@ -1,0 +1,70 @@
+using Anteroom.Gateway;
+using Anteroom.Simulator;
+using Microsoft.Extensions.Options;
+
+namespace Anteroom;
+
+/// <summary>The <c>anteroom</c> command line: <c>serve</c> (the default) and <c>simulate</c>.</summary>
+internal static class AnteroomCli
+{
+    private const string Usage = """
+        Usage:
+          anteroom serve [--urls URL] [--Anteroom:Key=Value ...]   run the gateway (the default command)
+          anteroom simulate [--urls URL] [--models a,b] [--parallel N] ...   run a simulated model server
+          anteroom help
+
+        The gateway reads appsettings.json, ANTEROOM__-style environment variables (e.g. Anteroom__Queue__Policy=fifo)
+        and --Anteroom:Key=Value arguments. With no Anteroom:Backends configured it starts a simulator in-process.
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        string verb = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "serve";
+        string[] rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
+        switch (verb)
+        {
+            case "serve":
+                return await ServeAsync(rest);
+            case "simulate":
+                using (var stop = new CancellationTokenSource())
+                {
+                    Console.CancelKeyPress += (_, e) =>
+                    {
+                        e.Cancel = true;
+                        stop.Cancel();
+                    };
+                    return await SimulatorCommand.RunAsync(rest, stop.Token);
+                }
+
+            case "help" or "--help" or "-h":
+                Console.WriteLine(Usage);
+                return 0;
+            default:
+                await Console.Error.WriteLineAsync($"Unknown command '{verb}'.\n\n{Usage}");
+                return 2;
+        }
+    }
+
+    private static async Task<int> ServeAsync(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        await builder.AddAnteroomAsync();
+        var app = builder.Build();
+        app.MapAnteroom();
+        try
+        {
+            await app.RunAsync();
+            return 0;
+        }
+        catch (OptionsValidationException exception)
+        {
+            await Console.Error.WriteLineAsync("Anteroom cannot start; fix its configuration:");
+            foreach (var failure in exception.Failures)
+            {
+                await Console.Error.WriteLineAsync("  - " + failure);
+            }
+
+            return 1;
+        }
+    }
+}

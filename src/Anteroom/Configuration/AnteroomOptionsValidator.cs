@@ -1,0 +1,116 @@
+using Microsoft.Extensions.Options;
+
+namespace Anteroom.Configuration;
+
+/// <summary>Checks the configuration at start-up and says, key by key, what to fix.</summary>
+internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AnteroomOptions options)
+    {
+        var problems = Problems(options).ToList();
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+
+    internal static IEnumerable<string> Problems(AnteroomOptions options)
+    {
+        const string root = AnteroomOptions.Section;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < options.Backends.Count; i++)
+        {
+            var backend = options.Backends[i];
+            string key = $"{root}:Backends:{i}";
+            if (string.IsNullOrWhiteSpace(backend.Name))
+            {
+                yield return $"{key}:Name is required (a unique name such as 'gpu-a').";
+            }
+            else if (!names.Add(backend.Name))
+            {
+                yield return $"{key}:Name '{backend.Name}' is used by another backend; names must be unique.";
+            }
+
+            if (!Uri.TryCreate(backend.Url, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+            {
+                yield return $"{key}:Url must be an absolute http or https URL such as 'http://127.0.0.1:11434' (got '{backend.Url}').";
+            }
+
+            if (!string.Equals(backend.Protocol, "ollama", StringComparison.OrdinalIgnoreCase) &&
+                !string.Equals(backend.Protocol, "openai", StringComparison.OrdinalIgnoreCase))
+            {
+                yield return $"{key}:Protocol must be 'ollama' or 'openai' (got '{backend.Protocol}').";
+            }
+
+            if (backend.Slots < 1)
+            {
+                yield return $"{key}:Slots must be at least 1 (got {backend.Slots}).";
+            }
+
+            if (backend.Models.Count == 0 || backend.Models.Any(string.IsNullOrWhiteSpace))
+            {
+                yield return $"{key}:Models must list at least one model name, e.g. {key}:Models:0=llama3.1:8b.";
+            }
+        }
+
+        var queue = options.Queue;
+        if (!string.Equals(queue.Policy, "fair", StringComparison.OrdinalIgnoreCase) &&
+            !string.Equals(queue.Policy, "fifo", StringComparison.OrdinalIgnoreCase))
+        {
+            yield return $"{root}:Queue:Policy must be 'fair' or 'fifo' (got '{queue.Policy}').";
+        }
+
+        if (queue.MaxQueueLength < 0)
+        {
+            yield return $"{root}:Queue:MaxQueueLength must be zero or more (got {queue.MaxQueueLength}).";
+        }
+
+        if (queue.MaxWaitingPerUser < 1)
+        {
+            yield return $"{root}:Queue:MaxWaitingPerUser must be at least 1 (got {queue.MaxWaitingPerUser}).";
+        }
+
+        if (queue.MaxInFlightPerUser < 1)
+        {
+            yield return $"{root}:Queue:MaxInFlightPerUser must be at least 1 (got {queue.MaxInFlightPerUser}).";
+        }
+
+        if (!(queue.MaxWaitSeconds > 0))
+        {
+            yield return $"{root}:Queue:MaxWaitSeconds must be positive (got {queue.MaxWaitSeconds}).";
+        }
+
+        if (queue.MaxDispatchAttempts < 1)
+        {
+            yield return $"{root}:Queue:MaxDispatchAttempts must be at least 1 (got {queue.MaxDispatchAttempts}).";
+        }
+
+        if (queue.PositionUpdateMilliseconds < 0)
+        {
+            yield return $"{root}:Queue:PositionUpdateMilliseconds must be zero or more (got {queue.PositionUpdateMilliseconds}).";
+        }
+
+        if (!(options.Stream.KeepAliveSeconds > 0))
+        {
+            yield return $"{root}:Stream:KeepAliveSeconds must be positive (got {options.Stream.KeepAliveSeconds}).";
+        }
+
+        if (options.Stream.MaxReconnectGraceSeconds < 0 || options.Stream.RetainSeconds < 0)
+        {
+            yield return $"{root}:Stream:MaxReconnectGraceSeconds and RetainSeconds must not be negative.";
+        }
+
+        if (!(options.Health.ProbeSeconds > 0) || !(options.Health.IdleTimeoutSeconds > 0) || options.Health.FailuresBeforeUnhealthy < 1)
+        {
+            yield return $"{root}:Health:ProbeSeconds and IdleTimeoutSeconds must be positive and FailuresBeforeUnhealthy at least 1.";
+        }
+
+        var estimates = options.Estimates;
+        if (estimates.TimeToFirstTokenMs < 0 || !(estimates.TokensPerSecond > 0) || !(estimates.OutputTokens > 0))
+        {
+            yield return $"{root}:Estimates needs TimeToFirstTokenMs of zero or more and positive TokensPerSecond and OutputTokens.";
+        }
+
+        if (options.DefaultModel is { } model && options.Backends.Count > 0 && !options.Backends.Any(b => b.Models.Contains(model)))
+        {
+            yield return $"{root}:DefaultModel '{model}' is not served by any configured backend.";
+        }
+    }
+}

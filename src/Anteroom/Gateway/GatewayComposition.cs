@@ -1,0 +1,124 @@
+using Anteroom.Configuration;
+using Anteroom.Native;
+using Anteroom.Requests;
+using Anteroom.Scheduling;
+using Anteroom.Simulator;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.FileProviders;
+using Microsoft.Extensions.Options;
+
+namespace Anteroom.Gateway;
+
+/// <summary>Wires the gateway: configuration, the scheduler, backends, requests and endpoints.</summary>
+internal static partial class GatewayComposition
+{
+    private const string DefaultUrl = "http://127.0.0.1:8080";
+
+    /// <summary>Registers the gateway's services; starts the embedded simulator when no backend is configured.</summary>
+    public static async Task AddAnteroomAsync(this WebApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        if (string.IsNullOrEmpty(configuration["urls"]))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        if (!configuration.GetSection($"{AnteroomOptions.Section}:Backends").GetChildren().Any())
+        {
+            var simulatorOptions = EmbeddedSimulator.DemoOptions();
+            var server = await SimulatedModelServer.StartAsync(simulatorOptions);
+            var settings = new Dictionary<string, string?>
+            {
+                [$"{AnteroomOptions.Section}:Backends:0:Name"] = EmbeddedSimulator.BackendName,
+                [$"{AnteroomOptions.Section}:Backends:0:Url"] = server.BaseAddress.ToString(),
+                [$"{AnteroomOptions.Section}:Backends:0:Protocol"] = "ollama",
+                [$"{AnteroomOptions.Section}:Backends:0:Slots"] = simulatorOptions.Parallel.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            };
+            for (int i = 0; i < simulatorOptions.Models.Count; i++)
+            {
+                settings[$"{AnteroomOptions.Section}:Backends:0:Models:{i}"] = simulatorOptions.Models[i];
+            }
+
+            configuration.AddInMemoryCollection(settings);
+            builder.Services.AddSingleton(_ => new EmbeddedSimulator(server));
+        }
+
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024);
+
+        var services = builder.Services;
+        services.AddOptions<AnteroomOptions>().Bind(configuration.GetSection(AnteroomOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<AnteroomOptions>, AnteroomOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(CreateScheduler);
+        services.AddSingleton<BackendPool>();
+        services.AddSingleton(provider => new BackendsView(
+            provider.GetRequiredService<IOptions<AnteroomOptions>>(), provider.GetService<EmbeddedSimulator>()));
+        services.AddSingleton<RequestRegistry>();
+        services.AddSingleton<GenerationRunner>();
+        services.AddSingleton<Reception>();
+        services.AddHostedService<BackendHealthProbe>();
+        services.AddHostedService<RequestSweeper>();
+    }
+
+    /// <summary>Maps the endpoints and the chat page, and announces where Anteroom listens.</summary>
+    public static void MapAnteroom(this WebApplication app)
+    {
+        var webRoot = Path.Combine(AppContext.BaseDirectory, "wwwroot");
+        if (Directory.Exists(webRoot))
+        {
+            var files = new PhysicalFileProvider(webRoot);
+            app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files });
+            app.UseStaticFiles(new StaticFileOptions { FileProvider = files });
+        }
+
+        app.MapNativeApi();
+
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom");
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+            foreach (var address in addresses)
+            {
+                LogListening(log, address.TrimEnd('/') + "/");
+            }
+
+            if (app.Services.GetService<EmbeddedSimulator>() is { } simulator)
+            {
+                LogSimulated(log, simulator.Server.BaseAddress.ToString());
+            }
+        });
+    }
+
+    private static Scheduler CreateScheduler(IServiceProvider provider)
+    {
+        var options = provider.GetRequiredService<IOptions<AnteroomOptions>>().Value;
+        var queue = options.Queue;
+        var schedulerOptions = new SchedulerOptions
+        {
+            Policy = queue.ParsedPolicy(),
+            MaxQueueLength = queue.MaxQueueLength,
+            MaxWaitingPerUser = queue.MaxWaitingPerUser,
+            MaxInFlightPerUser = queue.MaxInFlightPerUser,
+            MaxWait = TimeSpan.FromSeconds(queue.MaxWaitSeconds),
+            MaxDispatchAttempts = queue.MaxDispatchAttempts,
+            ChangeCoalescing = TimeSpan.FromMilliseconds(queue.PositionUpdateMilliseconds),
+            NoBackendRetryAfter = TimeSpan.FromSeconds(options.Health.ProbeSeconds),
+            Prior = new ServicePrior
+            {
+                TimeToFirstToken = TimeSpan.FromMilliseconds(options.Estimates.TimeToFirstTokenMs),
+                TokensPerSecond = options.Estimates.TokensPerSecond,
+                OutputTokens = options.Estimates.OutputTokens,
+            },
+        };
+        var backends = options.Backends.Select(b => new BackendDefinition(b.Name!, b.Slots, b.Models));
+        return new Scheduler(schedulerOptions, backends, provider.GetRequiredService<TimeProvider>());
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Anteroom is listening: open {Url} for the chat page")]
+    private static partial void LogListening(ILogger logger, string url);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "NO BACKEND IS CONFIGURED: answers come from the built-in model-server SIMULATOR at {Url}, not from a real model. Configure Anteroom:Backends to serve real models.")]
+    private static partial void LogSimulated(ILogger logger, string url);
+}

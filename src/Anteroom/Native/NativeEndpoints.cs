@@ -1,0 +1,422 @@
+using System.Globalization;
+using System.Text.Json;
+using Anteroom.Backends;
+using Anteroom.Configuration;
+using Anteroom.Gateway;
+using Anteroom.Identity;
+using Anteroom.Requests;
+using Anteroom.Scheduling;
+using Microsoft.Extensions.Options;
+
+namespace Anteroom.Native;
+
+/// <summary>Anteroom's own API: chat with a live queue position, request status, replay and cancel.</summary>
+internal static class NativeEndpoints
+{
+    public static void MapNativeApi(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/chat/stream", ChatStreamAsync);
+        app.MapPost("/chat", ChatAsync);
+        app.MapGet("/queue/requests/{id}/events", EventsAsync);
+        app.MapGet("/queue/requests/{id}", Status);
+        app.MapDelete("/queue/requests/{id}", Cancel);
+        app.MapGet("/queue/status", QueueStatusOf);
+        app.MapGet("/models", Models);
+    }
+
+    private static async Task ChatStreamAsync(HttpContext context, Reception reception, IOptions<AnteroomOptions> options, TimeProvider time)
+    {
+        var (request, problem) = await AdmitAsync(context, reception);
+        if (request is null)
+        {
+            await problem!.ExecuteAsync(context);
+            return;
+        }
+
+        EventStream.PrepareHeaders(context.Response, request.Id);
+        await FollowAsync(context, request, 0, options.Value, time);
+    }
+
+    private static async Task ChatAsync(HttpContext context, Reception reception)
+    {
+        var (request, problem) = await AdmitAsync(context, reception);
+        if (request is null)
+        {
+            await problem!.ExecuteAsync(context);
+            return;
+        }
+
+        RequestEnding ending;
+        using (request.Attach())
+        {
+            try
+            {
+                ending = await request.Ended.WaitAsync(context.RequestAborted);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+
+        context.Response.Headers["X-Request-Id"] = request.Id;
+        await EndingResult(request, ending).ExecuteAsync(context);
+    }
+
+    private static async Task EventsAsync(HttpContext context, string id, RequestRegistry registry, IOptions<AnteroomOptions> options, TimeProvider time)
+    {
+        var request = registry.FindOwned(id, CallerIdentity.Resolve(context));
+        if (request is null)
+        {
+            await NotFound(id).ExecuteAsync(context);
+            return;
+        }
+
+        string lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
+        if (lastEventId.Length == 0)
+        {
+            lastEventId = context.Request.Query["last_event_id"].ToString();
+        }
+
+        long afterId = 0;
+        if (lastEventId.Length > 0 && (!long.TryParse(lastEventId, NumberStyles.None, CultureInfo.InvariantCulture, out afterId)))
+        {
+            await Error(StatusCodes.Status400BadRequest, "invalid_request", "Last-Event-ID must be a whole number of zero or more.", "Last-Event-ID")
+                .ExecuteAsync(context);
+            return;
+        }
+
+        EventStream.PrepareHeaders(context.Response, request.Id);
+        await FollowAsync(context, request, afterId, options.Value, time);
+    }
+
+    private static IResult Status(HttpContext context, string id, RequestRegistry registry, Scheduler scheduler, TimeProvider time)
+    {
+        var request = registry.FindOwned(id, CallerIdentity.Resolve(context));
+        if (request is null)
+        {
+            return NotFound(id);
+        }
+
+        var ticket = request.Ticket;
+        var place = scheduler.GetPlace(ticket);
+        var waitedUntil = ticket.FirstDispatchedAt ?? ticket.EndedAt ?? time.GetUtcNow();
+        return Results.Json(new RequestStatus(
+            ticket.Id,
+            StateName(ticket),
+            ticket.Model,
+            ticket.Backend,
+            place?.Position,
+            place?.QueueLength,
+            place is { } p ? (long)p.EstimatedWait.TotalMilliseconds : null,
+            GenerationRunner.Milliseconds(waitedUntil - ticket.ArrivedAt),
+            ticket.Attempts,
+            ticket.ArrivedAt,
+            ticket.EndedAt,
+            request.Events.LastId), NativeJson.Default.RequestStatus);
+    }
+
+    private static IResult Cancel(HttpContext context, string id, RequestRegistry registry)
+    {
+        var request = registry.FindOwned(id, CallerIdentity.Resolve(context));
+        if (request is null)
+        {
+            return NotFound(id);
+        }
+
+        if (request.Events.IsComplete)
+        {
+            return Error(StatusCodes.Status409Conflict, "already_ended", $"Request '{id}' has already ended ({StateName(request.Ticket)}).");
+        }
+
+        request.Stop("cancelled_by_user");
+        return Results.Accepted($"/queue/requests/{id}");
+    }
+
+    private static IResult QueueStatusOf(HttpContext context, Scheduler scheduler, BackendsView backends, TimeProvider time)
+    {
+        string caller = CallerIdentity.Resolve(context);
+        var snapshot = scheduler.Snapshot();
+        var now = time.GetUtcNow();
+        var queue = scheduler.GetWaiting(limitPerModel: 100).Select(w =>
+        {
+            bool yours = string.Equals(w.Ticket.Owner, caller, StringComparison.Ordinal);
+            // Other users' requests show where they stand, never what they asked nor their ids.
+            return new QueueEntry(
+                w.Position, w.Ticket.Model, yours ? "you" : CallerIdentity.DisplayName(w.Ticket.Owner),
+                GenerationRunner.Milliseconds(now - w.Ticket.ArrivedAt), yours, yours ? w.Ticket.Id : null);
+        }).ToList();
+
+        return Results.Json(new QueueStatus(
+            scheduler.Policy == SchedulingPolicy.Fifo ? "fifo" : "fair",
+            backends.Simulated,
+            snapshot.Waiting,
+            snapshot.Running,
+            snapshot.PeakRunning,
+            snapshot.Admitted,
+            snapshot.Completed,
+            snapshot.Failed,
+            snapshot.Cancelled,
+            snapshot.TimedOut,
+            snapshot.Refused,
+            snapshot.RefusedByReason.ToDictionary(r => RefusalCode(r.Key), r => r.Value),
+            snapshot.Requeued,
+            new WaitStatus(
+                GenerationRunner.Milliseconds(snapshot.Wait.P50),
+                GenerationRunner.Milliseconds(snapshot.Wait.P95),
+                GenerationRunner.Milliseconds(snapshot.Wait.P99),
+                snapshot.Wait.Samples),
+            [.. snapshot.Models.Select(m => new ModelStatus(m.Model, m.Waiting, m.Running, m.Slots, GenerationRunner.Milliseconds(m.EstimatedServiceTime)))],
+            [.. snapshot.Backends.Select(b => new BackendStatus(
+                b.Name, backends.ProtocolName(b.Name), b.Slots, b.Running, b.Healthy, b.Models, b.Completed, Math.Round(b.Utilisation, 4)))],
+            queue), NativeJson.Default.QueueStatus);
+    }
+
+    private static IResult Models(HttpContext context, Scheduler scheduler, Reception reception, BackendsView backends)
+    {
+        // The page calls this first; it is where a browser gets its session.
+        CallerIdentity.EnsureSessionCookie(context);
+        return Results.Json(new ModelsList([.. scheduler.Models.Order(StringComparer.Ordinal)], reception.DefaultModel, backends.Simulated), NativeJson.Default.ModelsList);
+    }
+
+    private static async Task FollowAsync(HttpContext context, LiveRequest request, long afterId, AnteroomOptions options, TimeProvider time)
+    {
+        try
+        {
+            await EventStream.FollowAsync(
+                context.Response, request, afterId, TimeSpan.FromSeconds(options.Stream.KeepAliveSeconds), time, context.RequestAborted);
+        }
+        catch (Exception exception) when (exception is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+        {
+            // The client left; detaching (above) stops the request unless it asked for a reconnect grace.
+        }
+    }
+
+    private static async Task<(LiveRequest? Request, IResult? Problem)> AdmitAsync(HttpContext context, Reception reception)
+    {
+        var (body, problem) = await ReadChatAsync(context, reception);
+        if (body is null)
+        {
+            return (null, problem);
+        }
+
+        var reply = reception.Admit(new ChatAsk(CallerIdentity.Resolve(context), body.Generation, body.ReconnectGrace, body.MaxWait));
+        return reply.Request is null ? (null, Refused(reply.Refusal!)) : (reply.Request, null);
+    }
+
+    private sealed record ChatBody(GenerationRequest Generation, TimeSpan ReconnectGrace, TimeSpan? MaxWait);
+
+    private static async Task<(ChatBody? Body, IResult? Problem)> ReadChatAsync(HttpContext context, Reception reception)
+    {
+        JsonDocument document;
+        try
+        {
+            document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+        }
+        catch (JsonException exception)
+        {
+            return (null, Error(StatusCodes.Status400BadRequest, "invalid_json", $"The body is not valid JSON: {exception.Message}"));
+        }
+        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, Error(StatusCodes.Status413PayloadTooLarge, "body_too_large", "The body is larger than this server accepts."));
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return (null, Error(StatusCodes.Status400BadRequest, "invalid_request", "The body must be a JSON object such as {\"message\": \"Hello\"}."));
+            }
+
+            var messages = new List<ChatMessage>();
+            if (root.TryGetProperty("messages", out var history) && history.ValueKind != JsonValueKind.Null)
+            {
+                if (history.ValueKind != JsonValueKind.Array)
+                {
+                    return Invalid("messages", "must be an array of {\"role\", \"content\"} objects");
+                }
+
+                int index = 0;
+                foreach (var item in history.EnumerateArray())
+                {
+                    if (item.ValueKind != JsonValueKind.Object ||
+                        !item.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String ||
+                        role.GetString() is not ("system" or "user" or "assistant") ||
+                        !item.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String)
+                    {
+                        return Invalid($"messages[{index}]", "must be an object with a role of 'system', 'user' or 'assistant' and a string content");
+                    }
+
+                    messages.Add(new ChatMessage(role.GetString()!, content.GetString()!));
+                    index++;
+                }
+            }
+
+            if (!TryGetString(root, "message", out string? message))
+            {
+                return Invalid("message", "must be a string");
+            }
+
+            if (string.IsNullOrWhiteSpace(message) && messages.Count == 0)
+            {
+                return Invalid("message", "is required: the text to send to the model");
+            }
+
+            if (!string.IsNullOrWhiteSpace(message))
+            {
+                messages.Add(new ChatMessage("user", message));
+            }
+
+            if (!TryGetString(root, "model", out string? model))
+            {
+                return Invalid("model", "must be a string naming a model (GET /models lists them)");
+            }
+
+            if (!TryGetInt(root, "max_tokens", 1, 1_000_000, out int? maxTokens))
+            {
+                return Invalid("max_tokens", "must be a whole number from 1 to 1000000");
+            }
+
+            if (!TryGetInt(root, "reconnect_grace_ms", 0, int.MaxValue, out int? graceMs))
+            {
+                return Invalid("reconnect_grace_ms", "must be a whole number of milliseconds, zero or more");
+            }
+
+            if (!TryGetInt(root, "max_wait_ms", 1, int.MaxValue, out int? maxWaitMs))
+            {
+                return Invalid("max_wait_ms", "must be a whole number of milliseconds, at least 1");
+            }
+
+            var generation = new GenerationRequest
+            {
+                Model = string.IsNullOrWhiteSpace(model) ? reception.DefaultModel : model,
+                Messages = messages,
+                MaxOutputTokens = maxTokens,
+            };
+            return (new ChatBody(
+                generation,
+                TimeSpan.FromMilliseconds(graceMs ?? 0),
+                maxWaitMs is { } wait ? TimeSpan.FromMilliseconds(wait) : null), null);
+        }
+    }
+
+    private static (ChatBody?, IResult?) Invalid(string field, string what) =>
+        (null, Error(StatusCodes.Status400BadRequest, "invalid_request", $"'{field}' {what}.", field));
+
+    private static bool TryGetString(JsonElement root, string name, out string? value)
+    {
+        value = null;
+        if (!root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (element.ValueKind != JsonValueKind.String)
+        {
+            return false;
+        }
+
+        value = element.GetString();
+        return true;
+    }
+
+    private static bool TryGetInt(JsonElement root, string name, int min, int max, out int? value)
+    {
+        value = null;
+        if (!root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (element.ValueKind != JsonValueKind.Number || !element.TryGetInt32(out int number) || number < min || number > max)
+        {
+            return false;
+        }
+
+        value = number;
+        return true;
+    }
+
+    private static IResult EndingResult(LiveRequest request, RequestEnding ending)
+    {
+        switch (ending.Type)
+        {
+            case "done":
+                var done = JsonSerializer.Deserialize(ending.Data, NativeJson.Default.DoneEvent)!;
+                return Results.Json(new ChatResult(
+                    request.Id, request.Ticket.Model, request.Ticket.Backend ?? "", request.Text.ToString(), done.FinishReason, done.Usage, done.Timings),
+                    NativeJson.Default.ChatResult);
+            case "cancelled":
+                var cancelled = JsonSerializer.Deserialize(ending.Data, NativeJson.Default.CancelledEvent)!;
+                return Error(StatusCodes.Status409Conflict, "cancelled", $"The request was cancelled ({cancelled.Reason}).");
+            default:
+                var error = JsonSerializer.Deserialize(ending.Data, NativeJson.Default.ErrorEvent)!;
+                int status = error.Code switch
+                {
+                    "timeout" => StatusCodes.Status503ServiceUnavailable,
+                    "backend_error" => StatusCodes.Status502BadGateway,
+                    _ => StatusCodes.Status500InternalServerError,
+                };
+                return Error(status, error.Code, error.Message);
+        }
+    }
+
+    internal static IResult Refused(Refusal refusal)
+    {
+        int status = refusal.Reason switch
+        {
+            RefusalReason.QueueFull or RefusalReason.UserQueueFull or RefusalReason.UserInFlightLimit => StatusCodes.Status429TooManyRequests,
+            RefusalReason.UnknownModel => StatusCodes.Status404NotFound,
+            RefusalReason.DuplicateId => StatusCodes.Status409Conflict,
+            _ => StatusCodes.Status503ServiceUnavailable,
+        };
+        long? retryMs = refusal.RetryAfter is { } retry ? Math.Max(1, (long)Math.Ceiling(retry.TotalMilliseconds)) : null;
+        var result = Error(status, RefusalCode(refusal.Reason), refusal.Message, retryAfterMs: retryMs);
+        return retryMs is { } ms ? new WithRetryAfter(result, ms) : result;
+    }
+
+    internal static string RefusalCode(RefusalReason reason) => reason switch
+    {
+        RefusalReason.QueueFull => "queue_full",
+        RefusalReason.UserQueueFull => "user_queue_full",
+        RefusalReason.UserInFlightLimit => "user_in_flight_limit",
+        RefusalReason.UnknownModel => "model_not_found",
+        RefusalReason.NoHealthyBackend => "no_healthy_backend",
+        RefusalReason.WaitTooLong => "wait_too_long",
+        RefusalReason.DuplicateId => "duplicate_id",
+        _ => "refused",
+    };
+
+    private static string StateName(Ticket ticket) => ticket.State switch
+    {
+        TicketState.Waiting => "waiting",
+        TicketState.Running => "running",
+        _ => ticket.Outcome switch
+        {
+            TicketOutcome.Completed => "completed",
+            TicketOutcome.Failed => "failed",
+            TicketOutcome.Cancelled => "cancelled",
+            _ => "timed_out",
+        },
+    };
+
+    private static IResult NotFound(string id) =>
+        Error(StatusCodes.Status404NotFound, "not_found", $"No request '{id}' of yours is known here.");
+
+    internal static IResult Error(int status, string code, string message, string? field = null, long? retryAfterMs = null) =>
+        Results.Json(new ErrorBody(new ErrorDetail(code, message, field, retryAfterMs)), NativeJson.Default.ErrorBody, statusCode: status);
+
+    /// <summary>Adds <c>Retry-After</c> (whole seconds, rounded up) and <c>retry-after-ms</c> to a refusal.</summary>
+    private sealed class WithRetryAfter(IResult inner, long retryAfterMs) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            long seconds = Math.Max(1, (retryAfterMs + 999) / 1000);
+            httpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            httpContext.Response.Headers["retry-after-ms"] = retryAfterMs.ToString(CultureInfo.InvariantCulture);
+            return inner.ExecuteAsync(httpContext);
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using Anteroom.Configuration;
+
+namespace Anteroom.Tests;
+
+public sealed class ConfigurationTests
+{
+    [Fact]
+    public void Validation_NamesEveryKeyToFix()
+    {
+        var options = new AnteroomOptions
+        {
+            Backends =
+            [
+                new BackendOptions { Name = "a", Url = "not a url", Protocol = "grpc", Slots = 0 },
+                new BackendOptions { Name = "a", Url = "http://127.0.0.1:1", Models = ["m"] },
+            ],
+            Queue = new QueueOptions { Policy = "random", MaxWaitSeconds = 0 },
+        };
+
+        var problems = AnteroomOptionsValidator.Problems(options).ToList();
+
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:Backends:0:Url", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:Backends:0:Protocol", StringComparison.Ordinal) && p.Contains("'grpc'"));
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:Backends:0:Slots", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:Backends:0:Models", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:Backends:1:Name", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:Queue:Policy", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:Queue:MaxWaitSeconds", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Validation_AcceptsAGoodConfiguration()
+    {
+        var options = new AnteroomOptions
+        {
+            Backends = [new BackendOptions { Name = "gpu-a", Url = "http://127.0.0.1:11434", Protocol = "openai", Slots = 4, Models = ["llama3.1:8b"] }],
+        };
+
+        Assert.Empty(AnteroomOptionsValidator.Problems(options));
+    }
+}
