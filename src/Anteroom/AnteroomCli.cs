@@ -48,7 +48,7 @@ internal static class AnteroomCli
     private static async Task<int> ServeAsync(string[] args)
     {
         var builder = WebApplication.CreateBuilder(args);
-        await builder.AddAnteroomAsync();
+        builder.AddAnteroom();
         var app = builder.Build();
         app.MapAnteroom();
         try

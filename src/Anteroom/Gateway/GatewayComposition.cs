@@ -1,8 +1,8 @@
+using System.Globalization;
 using Anteroom.Configuration;
 using Anteroom.Native;
 using Anteroom.Requests;
 using Anteroom.Scheduling;
-using Anteroom.Simulator;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -17,7 +17,7 @@ internal static partial class GatewayComposition
     private const string DefaultUrl = "http://127.0.0.1:8080";
 
     /// <summary>Registers the gateway's services; starts the embedded simulator when no backend is configured.</summary>
-    public static async Task AddAnteroomAsync(this WebApplicationBuilder builder)
+    public static void AddAnteroom(this WebApplicationBuilder builder)
     {
         var configuration = builder.Configuration;
         if (string.IsNullOrEmpty(configuration["urls"]))
@@ -27,22 +27,39 @@ internal static partial class GatewayComposition
 
         if (!configuration.GetSection($"{AnteroomOptions.Section}:Backends").GetChildren().Any())
         {
-            var simulatorOptions = EmbeddedSimulator.DemoOptions();
-            var server = await SimulatedModelServer.StartAsync(simulatorOptions);
+            var simulator = EmbeddedSimulator.OnFreeLoopbackPort();
+            var simulatorOptions = simulator.Options;
             var settings = new Dictionary<string, string?>
             {
                 [$"{AnteroomOptions.Section}:Backends:0:Name"] = EmbeddedSimulator.BackendName,
-                [$"{AnteroomOptions.Section}:Backends:0:Url"] = server.BaseAddress.ToString(),
+                [$"{AnteroomOptions.Section}:Backends:0:Url"] = simulator.Address.ToString(),
                 [$"{AnteroomOptions.Section}:Backends:0:Protocol"] = "ollama",
-                [$"{AnteroomOptions.Section}:Backends:0:Slots"] = simulatorOptions.Parallel.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                [$"{AnteroomOptions.Section}:Backends:0:Slots"] = simulatorOptions.Parallel.ToString(CultureInfo.InvariantCulture),
             };
+            // Start the estimates where the simulator really is, so the first positions already carry honest
+            // waits; an operator's own Estimates settings still win.
+            void Assume(string name, double value)
+            {
+                string key = $"{AnteroomOptions.Section}:Estimates:{name}";
+                if (string.IsNullOrEmpty(configuration[key]))
+                {
+                    settings[key] = value.ToString(CultureInfo.InvariantCulture);
+                }
+            }
+
+            Assume("TimeToFirstTokenMs", simulatorOptions.TtftMs);
+            Assume("TokensPerSecond", simulatorOptions.TokensPerSecond);
+            Assume("OutputTokens", simulatorOptions.OutputTokens);
+
             for (int i = 0; i < simulatorOptions.Models.Count; i++)
             {
                 settings[$"{AnteroomOptions.Section}:Backends:0:Models:{i}"] = simulatorOptions.Models[i];
             }
 
             configuration.AddInMemoryCollection(settings);
-            builder.Services.AddSingleton(_ => new EmbeddedSimulator(server));
+            // First among the hosted services: it must answer before the health probe asks.
+            builder.Services.AddSingleton(simulator);
+            builder.Services.AddHostedService(provider => provider.GetRequiredService<EmbeddedSimulator>());
         }
 
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024);
@@ -75,6 +92,10 @@ internal static partial class GatewayComposition
 
         app.MapNativeApi();
 
+        // A restart ends every live request cleanly: holders are told why, slots and backends are freed.
+        var registry = app.Services.GetRequiredService<RequestRegistry>();
+        app.Lifetime.ApplicationStopping.Register(() => registry.StopAll("server_shutting_down"));
+
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom");
         app.Lifetime.ApplicationStarted.Register(() =>
         {
@@ -86,7 +107,7 @@ internal static partial class GatewayComposition
 
             if (app.Services.GetService<EmbeddedSimulator>() is { } simulator)
             {
-                LogSimulated(log, simulator.Server.BaseAddress.ToString());
+                LogSimulated(log, simulator.Address.ToString());
             }
         });
     }

@@ -19,6 +19,18 @@ internal sealed class RequestRegistry
     public LiveRequest? FindOwned(string id, string owner) =>
         _requests.TryGetValue(id, out var request) && string.Equals(request.Owner, owner, StringComparison.Ordinal) ? request : null;
 
+    /// <summary>Stops every request that has not ended, telling its holders why.</summary>
+    public void StopAll(string reason)
+    {
+        foreach (var request in _requests.Values)
+        {
+            if (request.EndedAt is null)
+            {
+                request.Stop(reason);
+            }
+        }
+    }
+
     /// <summary>Forgets requests that ended before <paramref name="endedBefore"/>.</summary>
     public int Sweep(DateTimeOffset endedBefore)
     {
