@@ -65,8 +65,16 @@ public sealed class SimulatedModelServer : IAsyncDisposable
         var simulation = new Simulation(options.ValidatedCopy(), timeProvider ?? TimeProvider.System);
 
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = typeof(SimulatedModelServer).Assembly.GetName().Name });
-        builder.WebHost.UseKestrelCore().UseUrls(url)
-            .ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(ConnectionCut.Install));
+        builder.WebHost.UseKestrelCore().UseSockets(sockets =>
+            {
+                // With disconnects injected, a two-byte socket write buffer makes every flush wait until the bytes
+                // are with the operating system, so tokens already flushed reach the client before the connection
+                // shuts behind them. It costs throughput, so a run without disconnects keeps Kestrel's buffering.
+                if (simulation.Options.DisconnectRate > 0)
+                    sockets.MaxWriteBufferSize = 2;
+            })
+            .UseUrls(url)
+            .ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(HalfClose.Install));
         builder.Services.AddRoutingCore();
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownTimeout);
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);

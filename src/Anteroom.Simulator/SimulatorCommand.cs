@@ -6,7 +6,7 @@ namespace Anteroom.Simulator;
 public static class SimulatorCommand
 {
     /// <summary>Where the simulator listens unless <c>--urls</c> says otherwise: Ollama's own port.</summary>
-    public const string DefaultUrl = "http://127.0.0.1:11434";
+    internal const string DefaultUrl = "http://127.0.0.1:11434";
 
     internal const string Usage = """
         usage: anteroom simulate [flags]

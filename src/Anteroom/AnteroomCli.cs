@@ -66,5 +66,10 @@ internal static class AnteroomCli
 
             return 1;
         }
+        catch (IOException exception) when (exception.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+        {
+            await Console.Error.WriteLineAsync($"Anteroom cannot start: {exception.Message} Choose another address with --urls, e.g. --urls http://127.0.0.1:8081");
+            return 1;
+        }
     }
 }

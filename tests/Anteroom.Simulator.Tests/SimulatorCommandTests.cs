@@ -29,6 +29,18 @@ public sealed class SimulatorCommandTests
     }
 
     [Fact]
+    public async Task Run_AddressInUse_ExitsWith1()
+    {
+        await using var occupant = await SimulatedModelServer.StartAsync(new SimulatorOptions());
+        var error = new StringWriter();
+
+        var exit = await SimulatorCommand.RunAsync(["--urls", occupant.BaseAddress.ToString().TrimEnd('/')], new StringWriter(), error, CancellationToken.None);
+
+        Assert.Equal(1, exit);
+        Assert.Contains("cannot listen", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Run_PrintsTheAddressAndModels_ServesUntilCancelled_ThenExitsWith0()
     {
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));

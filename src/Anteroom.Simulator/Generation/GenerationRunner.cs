@@ -34,9 +34,10 @@ internal static class GenerationRunner
         }
 
         var outcome = GenerationOutcome.Failed;
+        var halfClosed = false;
         try
         {
-            outcome = await GenerateAsync(simulation, http, request, writer, arrived, cancellationToken);
+            (outcome, halfClosed) = await GenerateAsync(simulation, http, request, writer, arrived, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -51,11 +52,21 @@ internal static class GenerationRunner
             lease.Finish(outcome);
         }
 
-        if (outcome == GenerationOutcome.Cancelled)
+        if (halfClosed)
+        {
+            // Kestrel may close the socket only once the client has read to the end and hung up: closing it
+            // sooner would reset the connection and lose the bytes the half-close was meant to deliver.
+            await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            http.Abort();
+        }
+        else if (outcome == GenerationOutcome.Cancelled)
+        {
             EndIfStopping(simulation, http);
+        }
     }
 
-    private static async Task<GenerationOutcome> GenerateAsync(
+    /// <returns>The outcome, and whether the connection was half-closed and must stay open until the client leaves.</returns>
+    private static async Task<(GenerationOutcome Outcome, bool HalfClosed)> GenerateAsync(
         Simulation simulation,
         HttpContext http,
         GenerationRequest request,
@@ -77,7 +88,7 @@ internal static class GenerationRunner
         if (plan.Fault == SimulatedFault.FailBeforeFirstToken)
         {
             await writer.FailAsync("simulated failure before the first token", cancellationToken);
-            return GenerationOutcome.Failed;
+            return (GenerationOutcome.Failed, false);
         }
 
         var words = new WordSource(plan.TextSeed);
@@ -112,10 +123,10 @@ internal static class GenerationRunner
             Evaluation: time.GetElapsedTime(clock.Start, finished) - promptEvaluation,
             plan.TextSeed);
         await writer.DoneAsync(result, cancellationToken);
-        return GenerationOutcome.Completed;
+        return (GenerationOutcome.Completed, false);
     }
 
-    private static async Task<GenerationOutcome> InjectFaultAsync(
+    private static async Task<(GenerationOutcome Outcome, bool HalfClosed)> InjectFaultAsync(
         Simulation simulation,
         HttpContext http,
         SimulatedFault fault,
@@ -126,10 +137,16 @@ internal static class GenerationRunner
         {
             case SimulatedFault.FailMidStream:
                 await writer.FailAsync("simulated failure in the middle of the stream", cancellationToken);
-                return GenerationOutcome.Failed;
+                return (GenerationOutcome.Failed, false);
             case SimulatedFault.Disconnect:
-                ConnectionCut.Cut(http);
-                return GenerationOutcome.Failed;
+                // The server dies while computing the next token. With disconnects injected, a completed flush means
+                // the bytes are with the operating system (see StartAsync), so TCP delivers every token sent so far
+                // ahead of the connection's end.
+                await Task.Delay(simulation.Timing.BetweenTokens(simulation.Slots.Active), simulation.Time, cancellationToken);
+                if (HalfClose.TryShutDownSending(http))
+                    return (GenerationOutcome.Failed, true);
+                http.Abort();
+                return (GenerationOutcome.Failed, false);
             case SimulatedFault.Stall:
                 // A hung runner: the slot stays taken and nothing more is sent until the client gives up.
                 simulation.Stats.StallBegan();
@@ -142,7 +159,7 @@ internal static class GenerationRunner
                     simulation.Stats.StallEnded();
                 }
 
-                return GenerationOutcome.Cancelled;
+                return (GenerationOutcome.Cancelled, false);
             default:
                 throw new InvalidOperationException($"Fault {fault} cannot happen mid-stream.");
         }

@@ -18,34 +18,37 @@ internal sealed class SlotQueue(int capacity, int maxWaiting, StatsBoard stats)
     /// </summary>
     public Task<SlotLease?> AcquireAsync(CancellationToken cancellationToken)
     {
-        Waiter waiter;
+        Task<SlotLease?>? immediate = null;
+        Waiter? waiter = null;
+        StatsBoard.Changed changed;
         lock (_lock)
         {
             if (cancellationToken.IsCancellationRequested)
             {
-                stats.Publish(_active, _waiting.Count, GenerationOutcome.Cancelled);
-                return Task.FromCanceled<SlotLease?>(cancellationToken);
+                changed = stats.Publish(_active, _waiting.Count, GenerationOutcome.Cancelled);
+                immediate = Task.FromCanceled<SlotLease?>(cancellationToken);
             }
-
-            if (_active < capacity && _waiting.Count == 0)
+            else if (_active < capacity && _waiting.Count == 0)
             {
                 _active++;
-                stats.Publish(_active, _waiting.Count);
-                return Task.FromResult<SlotLease?>(new SlotLease(this));
+                changed = stats.Publish(_active, _waiting.Count);
+                immediate = Task.FromResult<SlotLease?>(new SlotLease(this));
             }
-
-            if (_waiting.Count >= maxWaiting)
+            else if (_waiting.Count >= maxWaiting)
             {
-                stats.Publish(_active, _waiting.Count, rejected: true);
-                return Task.FromResult<SlotLease?>(null);
+                changed = stats.Publish(_active, _waiting.Count, rejected: true);
+                immediate = Task.FromResult<SlotLease?>(null);
             }
-
-            waiter = new Waiter();
-            waiter.Node = _waiting.AddLast(waiter);
-            stats.Publish(_active, _waiting.Count);
+            else
+            {
+                waiter = new Waiter();
+                waiter.Node = _waiting.AddLast(waiter);
+                changed = stats.Publish(_active, _waiting.Count);
+            }
         }
 
-        return WaitAsync(waiter, cancellationToken);
+        changed.Notify();
+        return immediate ?? WaitAsync(waiter!, cancellationToken);
     }
 
     private async Task<SlotLease?> WaitAsync(Waiter waiter, CancellationToken cancellationToken)
@@ -63,21 +66,24 @@ internal sealed class SlotQueue(int capacity, int maxWaiting, StatsBoard stats)
 
     private void Abandon(Waiter waiter)
     {
+        StatsBoard.Changed changed;
         lock (_lock)
         {
             // A waiter already handed a slot keeps it; the generation sees the cancellation and frees it itself.
             if (waiter.Node?.List is null)
                 return;
             _waiting.Remove(waiter.Node);
-            stats.Publish(_active, _waiting.Count, GenerationOutcome.Cancelled);
+            changed = stats.Publish(_active, _waiting.Count, GenerationOutcome.Cancelled);
         }
 
+        changed.Notify();
         waiter.Granted.TrySetCanceled();
     }
 
     internal void Return(GenerationOutcome outcome)
     {
         Waiter? next = null;
+        StatsBoard.Changed changed;
         lock (_lock)
         {
             if (_waiting.First is { } first)
@@ -90,9 +96,10 @@ internal sealed class SlotQueue(int capacity, int maxWaiting, StatsBoard stats)
                 _active--;
             }
 
-            stats.Publish(_active, _waiting.Count, outcome);
+            changed = stats.Publish(_active, _waiting.Count, outcome);
         }
 
+        changed.Notify();
         next?.Granted.TrySetResult(new SlotLease(this));
     }
 

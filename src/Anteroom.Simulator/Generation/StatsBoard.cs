@@ -27,10 +27,14 @@ internal sealed class StatsBoard
             return SnapshotLocked();
     }
 
-    /// <summary>Records slot occupancy and, with it atomically, an outcome or a rejection.</summary>
-    public void Publish(int active, int queued, GenerationOutcome? outcome = null, bool rejected = false)
+    /// <summary>
+    /// Records slot occupancy and, with it atomically, an outcome or a rejection. The caller holds its own lock
+    /// (so changes land in order) and calls <see cref="Changed.Notify"/> once it has released it.
+    /// </summary>
+    public Changed Publish(int active, int queued, GenerationOutcome? outcome = null, bool rejected = false)
     {
-        Change(() =>
+        Changed changed;
+        lock (_lock)
         {
             _active = active;
             _queued = queued;
@@ -44,19 +48,30 @@ internal sealed class StatsBoard
                 case GenerationOutcome.Failed: _failed++; break;
                 case null: break;
             }
-        });
+
+            changed = CaptureLocked();
+        }
+
+        return changed;
     }
 
-    public void TokenProduced(bool afterDisconnect) => Change(() =>
+    public void TokenProduced(bool afterDisconnect)
     {
-        _tokens++;
-        if (afterDisconnect)
-            _tokensAfterDisconnect++;
-    });
+        Changed changed;
+        lock (_lock)
+        {
+            _tokens++;
+            if (afterDisconnect)
+                _tokensAfterDisconnect++;
+            changed = CaptureLocked();
+        }
 
-    public void StallBegan() => Change(() => _stalled++);
+        changed.Notify();
+    }
 
-    public void StallEnded() => Change(() => _stalled--);
+    public void StallBegan() => AdjustStalled(+1);
+
+    public void StallEnded() => AdjustStalled(-1);
 
     public async Task WaitUntilAsync(Func<SimulatorStats, bool> condition, CancellationToken cancellationToken)
     {
@@ -80,27 +95,21 @@ internal sealed class StatsBoard
         }
     }
 
-    private void Change(Action mutate)
+    private void AdjustStalled(int delta)
     {
-        SimulatorStats? snapshot = null;
-        StatsWaiter[]? waiters = null;
+        Changed changed;
         lock (_lock)
         {
-            mutate();
-            if (_waiters.Count > 0)
-            {
-                snapshot = SnapshotLocked();
-                waiters = [.. _waiters];
-            }
+            _stalled += delta;
+            changed = CaptureLocked();
         }
 
-        // Conditions are caller code: run them outside the lock.
-        if (waiters is not null)
-        {
-            foreach (var waiter in waiters)
-                waiter.Check(snapshot!);
-        }
+        changed.Notify();
     }
+
+    /// <summary>The snapshot and waiters to notify, taken under the lock; nothing is allocated while nobody waits.</summary>
+    private Changed CaptureLocked() =>
+        _waiters.Count == 0 ? default : new Changed(SnapshotLocked(), [.. _waiters]);
 
     private SimulatorStats SnapshotLocked() => new()
     {
@@ -115,7 +124,20 @@ internal sealed class StatsBoard
         TokensAfterDisconnect = _tokensAfterDisconnect,
     };
 
-    private sealed class StatsWaiter(Func<SimulatorStats, bool> condition)
+    /// <summary>A change still to be shown to the waiters.</summary>
+    internal readonly record struct Changed(SimulatorStats? Snapshot, StatsWaiter[]? Waiters)
+    {
+        // Conditions are caller code: they run here, after the lock is released.
+        public void Notify()
+        {
+            if (Waiters is null)
+                return;
+            foreach (var waiter in Waiters)
+                waiter.Check(Snapshot!);
+        }
+    }
+
+    internal sealed class StatsWaiter(Func<SimulatorStats, bool> condition)
     {
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
