@@ -6,7 +6,7 @@ namespace Anteroom.Benchmarks;
 
 /// <summary>
 /// The scheduler core's four hot operations with <see cref="N"/> tickets waiting for one model on one 1-slot backend,
-/// spread over 1,000 users under the fair policy, on the system clock.
+/// spread over 1,000 users under the fair policy.
 /// </summary>
 /// <remarks>
 /// Each measured invocation is one operation. The queue length stays at N: the iteration setup adds (or picks) the
@@ -46,7 +46,7 @@ public class SchedulerBenchmarks
             // Short enough that a million waiting tickets are estimated to start within MaxWait.
             Prior = new ServicePrior { TimeToFirstToken = TimeSpan.FromMilliseconds(1), TokensPerSecond = 1000, OutputTokens = 1 },
         };
-        _scheduler = new Scheduler(options, [new BackendDefinition("gpu", 1, ["m"])]);
+        _scheduler = new Scheduler(options, [new BackendDefinition("gpu", 1, ["m"])], new FrozenClock());
 
         // The dispatch benchmark ends the running lease; reading it from the backend's own list allocates nothing.
         var backends = (BackendState[])typeof(Scheduler).GetField("_backends", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(_scheduler)!;
@@ -186,4 +186,15 @@ public class SchedulerBenchmarks
         long id = ++_lastId;
         return new TicketRequest { Id = $"t{id}", Owner = _owners[id % Users], Model = "m", PromptTokens = 100, MaxOutputTokens = 1 };
     }
+}
+
+/// <summary>
+/// The system clock stopped at its start: on a moving clock the dispatch benchmark would measure each run as lasting
+/// since setup, and the estimate for a million waiting tickets would soon exceed any deadline. Timers stay real.
+/// </summary>
+internal sealed class FrozenClock : TimeProvider
+{
+    private readonly DateTimeOffset _now = System.GetUtcNow();
+
+    public override DateTimeOffset GetUtcNow() => _now;
 }

@@ -29,7 +29,9 @@ public sealed class Scheduler : IDisposable
     private readonly Dictionary<string, ModelQueue> _queues = new(StringComparer.Ordinal);
     private readonly Dictionary<string, UserAccount> _users = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Ticket> _live = new(StringComparer.Ordinal);
-    private readonly PriorityQueue<Ticket, long> _deadlines = new();
+    // Ids, not tickets: an entry stays until it reaches the top, long after its ticket ran or was cancelled, and must
+    // not keep the ended ticket (and all it references) reachable until then.
+    private readonly PriorityQueue<string, long> _deadlines = new();
     private readonly ITimer _deadlineTimer;
     private readonly ChangeFeed _changes;
     private readonly ServiceEstimator _estimator;
@@ -725,6 +727,17 @@ public sealed class Scheduler : IDisposable
     }
 
     /// <summary>
+    /// How much longer a running ticket should hold its slot, by what is measured now rather than what was assumed
+    /// when it was admitted: estimates made before the first measurement would otherwise stay wrong for its whole run.
+    /// </summary>
+    private static double RemainingMs(SlotLease lease, ServiceEstimator.Figures figures, DateTimeOffset now)
+    {
+        var ticket = lease.Ticket;
+        double expectedOutput = Math.Min(ticket.MaxOutputTokens ?? double.MaxValue, figures.OutputTokens);
+        return Math.Max(figures.ServiceMs(expectedOutput) - (now - lease.StartedAt).TotalMilliseconds, 0);
+    }
+
+    /// <summary>
     /// When the ticket at <paramref name="position"/> should start: the slots serving the model free up at their
     /// running tickets' expected ends, and every later round of dispatches takes one mean service time.
     /// </summary>
@@ -755,8 +768,7 @@ public sealed class Scheduler : IDisposable
                 }
 
                 var figures = _estimator.Get(index, lease.Ticket.Model);
-                double remaining = figures.ServiceMs(lease.Ticket.ExpectedOutputTokens) - (now - lease.StartedAt).TotalMilliseconds;
-                freeAt[filled++] = Math.Max(remaining, 0);
+                freeAt[filled++] = RemainingMs(lease, figures, now);
             }
         }
 
@@ -795,8 +807,7 @@ public sealed class Scheduler : IDisposable
         foreach (var lease in user.Running)
         {
             var figures = _estimator.Get(lease.BackendIndex, lease.Ticket.Model);
-            double remaining = figures.ServiceMs(lease.Ticket.ExpectedOutputTokens) - (now - lease.StartedAt).TotalMilliseconds;
-            earliestMs = Math.Min(earliestMs, Math.Max(remaining, 0));
+            earliestMs = Math.Min(earliestMs, RemainingMs(lease, figures, now));
         }
 
         if (earliestMs != double.MaxValue)
@@ -827,7 +838,7 @@ public sealed class Scheduler : IDisposable
     private void ScheduleDeadlineLocked(Ticket ticket)
     {
         long due = ticket.Deadline.UtcTicks;
-        _deadlines.Enqueue(ticket, due);
+        _deadlines.Enqueue(ticket.Id, due);
         if (due < _armedDeadline)
         {
             ArmDeadlineTimerLocked(due);
@@ -854,10 +865,10 @@ public sealed class Scheduler : IDisposable
 
             long now = Now.UtcTicks;
             _armedDeadline = long.MaxValue;
-            while (_deadlines.TryPeek(out var ticket, out long due))
+            while (_deadlines.TryPeek(out string? id, out long due))
             {
                 // Entries of tickets that ran, ended or were requeued with a new deadline are stale: drop them.
-                bool current = ticket.State == TicketState.Waiting && ticket.Deadline.UtcTicks == due;
+                bool current = _live.TryGetValue(id, out var ticket) && ticket.State == TicketState.Waiting && ticket.Deadline.UtcTicks == due;
                 if (current && due > now)
                 {
                     ArmDeadlineTimerLocked(due);
@@ -867,7 +878,7 @@ public sealed class Scheduler : IDisposable
                 _deadlines.Dequeue();
                 if (current)
                 {
-                    EndWaitingLocked(ticket, TicketOutcome.TimedOut, ref after);
+                    EndWaitingLocked(ticket!, TicketOutcome.TimedOut, ref after);
                 }
             }
         }

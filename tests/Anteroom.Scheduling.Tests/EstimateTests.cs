@@ -107,6 +107,20 @@ public sealed class EstimateTests
         AssertClose(MeasuredService + TimeSpan.FromSeconds(1), model.EstimatedServiceTime);
     }
 
+    [Fact]
+    public void GetPlace_ForTicketRunningSinceBeforeTheFirstMeasurement_UsesWhatIsMeasuredNow()
+    {
+        using var h = new SchedulerHarness(Backend("gpu", 2, "m"));
+        var admittedOnThePrior = h.Admit("early");
+        Measure(h, "gpu");
+        h.Admit("filler");
+        var waiting = h.Admit("b");
+
+        // "early" ran 10 s already; by the measured 10.01 s service it is about to end, not 8.5 s of prior away.
+        Assert.Equal(TicketState.Running, admittedOnThePrior.State);
+        AssertClose(MeasuredService - TimeSpan.FromSeconds(10), h.Scheduler.GetPlace(waiting)!.Value.EstimatedWait);
+    }
+
     private static void Measure(SchedulerHarness h, string backend)
     {
         var lease = LeaseOf(h.Admit("measure"));
