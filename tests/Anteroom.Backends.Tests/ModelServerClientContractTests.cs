@@ -9,7 +9,7 @@ namespace Anteroom.Backends.Tests;
 /// What every model-server client promises, whatever its protocol. Each protocol's test class derives from this
 /// and says how its wire spells a token, an end, an error and a model list.
 /// </summary>
-public abstract class ModelServerClientContractTests : IDisposable
+public abstract partial class ModelServerClientContractTests : IDisposable
 {
     private protected static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(30);
 

@@ -63,16 +63,21 @@ public sealed class BackendTests
     }
 
     [Fact]
-    public async Task ChatPage_IsServedAtTheRoot()
+    public async Task Root_ServesTheChatPageToBrowsers_AndOllamasAnswerToClients()
     {
         var ct = Within30Seconds();
         await using var gateway = await TestGateway.StartAsync(new TestBackend("gpu", TestGateway.FastSimulator()));
 
-        using var page = await gateway.Client().GetAsync("", ct);
+        using var browser = new HttpRequestMessage(HttpMethod.Get, "");
+        browser.Headers.Add("Accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+        using var page = await gateway.Client().SendAsync(browser, ct);
         string html = await page.Content.ReadAsStringAsync(ct);
+        string probe = await gateway.Client().GetStringAsync("", ct);
 
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.Contains("<title>Anteroom</title>", html);
         Assert.Contains("app.js", html);
+        // API clients asking the root get Ollama's answer: Anteroom stands in for it.
+        Assert.Equal("Ollama is running", probe);
     }
 }

@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 
@@ -6,9 +7,18 @@ namespace Anteroom.Backends.Http;
 /// <summary>The request/response choreography both protocols share; the <see cref="IBackendDialect"/> does the rest.</summary>
 internal sealed class HttpModelServerClient : IModelServerClient
 {
+    // A single relayed body is held whole to read its usage; embeddings of a large batch are the biggest ones.
+    private const int MaxRelayedBodyBytes = 64 * 1024 * 1024;
+
+    // Error bodies are short; this only keeps a proxy's error page from being buffered without end.
+    private const int MaxRelayedErrorBodyBytes = 1024 * 1024;
+
     private readonly IBackendDialect _dialect;
     private readonly HttpClient _httpClient;
+    private readonly Uri _baseAddress;
     private readonly Uri _chatUri;
+    private readonly Uri _completionUri;
+    private readonly Uri _embedUri;
     private readonly Uri _modelsUri;
     private readonly TimeSpan _idleTimeout;
     private readonly TimeProvider _timeProvider;
@@ -17,7 +27,10 @@ internal sealed class HttpModelServerClient : IModelServerClient
     {
         _dialect = dialect;
         _httpClient = httpClient;
+        _baseAddress = baseAddress;
         _chatUri = new Uri(baseAddress, dialect.ChatPath);
+        _completionUri = new Uri(baseAddress, dialect.CompletionPath);
+        _embedUri = new Uri(baseAddress, dialect.EmbedPath);
         _modelsUri = new Uri(baseAddress, dialect.ModelsPath);
         _idleTimeout = idleTimeout;
         _timeProvider = timeProvider;
@@ -29,11 +42,16 @@ internal sealed class HttpModelServerClient : IModelServerClient
         GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (request.Kind == GenerationKind.Completion && request.Prompt is null)
+        {
+            throw new ArgumentException("A completion needs a prompt.", nameof(request));
+        }
 
         GenerationChunk last = default;
         var backendFinished = false;
+        var uri = request.Kind == GenerationKind.Completion ? _completionUri : _chatUri;
         using (var call = new UpstreamCall(_idleTimeout, _timeProvider, cancellationToken))
-        using (var message = new HttpRequestMessage(HttpMethod.Post, _chatUri) { Content = _dialect.CreateChatContent(request) })
+        using (var message = new HttpRequestMessage(HttpMethod.Post, uri) { Content = _dialect.CreateGenerationContent(request) })
         {
             try
             {
@@ -70,6 +88,125 @@ internal sealed class HttpModelServerClient : IModelServerClient
 
         // Yielded after the response is disposed, so the connection goes back to the pool (or is closed) while the
         // consumer is still busy with the end of the generation.
+        yield return last;
+    }
+
+    public async Task<EmbeddingResult> EmbedAsync(string model, IReadOnlyList<string> inputs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Count == 0)
+        {
+            throw new ArgumentException("There is nothing to embed.", nameof(inputs));
+        }
+
+        using var call = new UpstreamCall(_idleTimeout, _timeProvider, cancellationToken);
+        using var message = new HttpRequestMessage(HttpMethod.Post, _embedUri) { Content = _dialect.CreateEmbedContent(model, inputs) };
+        if (await call.SendAsync(_httpClient, message).ConfigureAwait(false) is { } failure)
+        {
+            return new EmbeddingResult([], 0, failure);
+        }
+
+        try
+        {
+            return await _dialect.ReadEmbeddingsAsync(call.Body, call.Token).ConfigureAwait(false) is { } result
+                && result.Vectors.Count == inputs.Count
+                ? result
+                : new EmbeddingResult(
+                    [], 0, new BackendError(BackendFailure.ProtocolViolation, $"POST {_dialect.EmbedPath} did not answer with one vector per input."));
+        }
+        catch (JsonException ex)
+        {
+            call.Abort();
+            return new EmbeddingResult([], 0, new BackendError(BackendFailure.ProtocolViolation, ex.Message));
+        }
+        catch (Exception ex) when (call.IsTransportFailure(ex))
+        {
+            call.Abort();
+            return new EmbeddingResult([], 0, call.Classify(ex, BackendFailure.Disconnected));
+        }
+    }
+
+    public async IAsyncEnumerable<RelayChunk> RelayAsync(RelayRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(request.Path);
+        var uri = RelayUri(request.Path);
+
+        RelayChunk last = default;
+        var backendFinished = false;
+        using (var call = new UpstreamCall(_idleTimeout, _timeProvider, cancellationToken))
+        using (var message = new HttpRequestMessage(HttpMethod.Post, uri) { Content = JsonContent(request.Body) })
+        {
+            try
+            {
+                if (await call.ReceiveHeadersAsync(_httpClient, message).ConfigureAwait(false) is { } failure)
+                {
+                    last = RelayChunk.Failed(failure);
+                }
+                else
+                {
+                    yield return RelayChunk.Head(call.StatusCode, call.ContentHeaders.ContentType?.ToString());
+                    if (!call.IsSuccessStatusCode)
+                    {
+                        using var body = new PooledBody();
+                        var cut = await ReadWholeAsync(call, body, MaxRelayedErrorBodyBytes).ConfigureAwait(false);
+                        last = RelayChunk.Failed(call.ErrorStatus(body.Bytes.Span), errorWasRelayed: true);
+                        backendFinished = cut is null && body.Complete;
+                        yield return RelayChunk.Data(body.Bytes);
+                    }
+                    else if (IsStream(call.ContentHeaders.ContentType?.MediaType, request.Streaming))
+                    {
+                        using var reader = new RelayFrameReader(call.Body, _dialect.CreateRelayFraming());
+                        while ((last = await ReadRelayChunkAsync(call, reader).ConfigureAwait(false)).Kind == RelayChunkKind.Data)
+                        {
+                            yield return last;
+                        }
+
+                        backendFinished = reader.BackendFinished;
+                    }
+                    else
+                    {
+                        using var body = new PooledBody();
+                        if (await ReadWholeAsync(call, body, MaxRelayedBodyBytes).ConfigureAwait(false) is { } cut)
+                        {
+                            last = RelayChunk.Failed(cut);
+                        }
+                        else if (!body.Complete)
+                        {
+                            last = RelayChunk.Failed(new BackendError(
+                                BackendFailure.ProtocolViolation, $"The response body is larger than {MaxRelayedBodyBytes} bytes."));
+                        }
+                        else
+                        {
+                            backendFinished = true;
+                            var verdict = _dialect.CreateRelayFraming().InspectBody(body.Bytes.Span);
+                            last = verdict.Kind switch
+                            {
+                                FrameKind.End => RelayChunk.Done(verdict.Usage, verdict.FinishReason),
+                                FrameKind.Error => RelayChunk.Failed(new BackendError(BackendFailure.StreamError, verdict.Message!), errorWasRelayed: true),
+                                // Not relayed, so the gateway can answer its client in that client's own protocol.
+                                _ => RelayChunk.Failed(new BackendError(BackendFailure.ProtocolViolation, verdict.Message!)),
+                            };
+                            if (verdict.Kind is FrameKind.End or FrameKind.Error)
+                            {
+                                yield return RelayChunk.Data(body.Bytes, verdict.ContentPieces);
+                            }
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                // As in StreamChatAsync: only a response read to its protocol's end leaves the backend idle.
+                if (!backendFinished)
+                {
+                    call.Abort();
+                }
+            }
+        }
+
+        // After the response is released, so a finished connection is back in the pool before the consumer moves on.
         yield return last;
     }
 
@@ -113,5 +250,63 @@ internal sealed class HttpModelServerClient : IModelServerClient
         {
             return GenerationChunk.Failed(call.Classify(ex, BackendFailure.Disconnected));
         }
+    }
+
+    private static async ValueTask<RelayChunk> ReadRelayChunkAsync(UpstreamCall call, RelayFrameReader reader)
+    {
+        call.ThrowIfCallerCancelled();
+        try
+        {
+            return await reader.ReadAsync(call.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (call.IsTransportFailure(ex))
+        {
+            return reader.Fail(call.Classify(ex, BackendFailure.Disconnected));
+        }
+    }
+
+    // Null when the body was read (to its end or to the limit); what arrived before a failure stays in the body.
+    private static async ValueTask<BackendError?> ReadWholeAsync(UpstreamCall call, PooledBody body, int maxBytes)
+    {
+        call.ThrowIfCallerCancelled();
+        try
+        {
+            await body.ReadAsync(call.Body, maxBytes, call.ContentHeaders.ContentLength, call.Token).ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception ex) when (call.IsTransportFailure(ex))
+        {
+            return call.Classify(ex, BackendFailure.Disconnected);
+        }
+    }
+
+    // The response says what it is when it can; the client's flag decides only for content types we do not know.
+    private static bool IsStream(string? mediaType, bool streamingAsked) => mediaType?.ToLowerInvariant() switch
+    {
+        "application/json" => false,
+        "text/event-stream" or "application/x-ndjson" => true,
+        _ => streamingAsked,
+    };
+
+    // Like JsonBody: the bytes as they are, with a Content-Length.
+    private static ReadOnlyMemoryContent JsonContent(ReadOnlyMemory<byte> body)
+    {
+        var content = new ReadOnlyMemoryContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return content;
+    }
+
+    private Uri RelayUri(string path)
+    {
+        // Checked because the path may come from a client: it must not leave the backend's base address.
+        if (path.StartsWith('/') || !Uri.TryCreate(path, UriKind.Relative, out var relative))
+        {
+            throw new ArgumentException($"'{path}' is not a path relative to the backend's base address.", "request");
+        }
+
+        var uri = new Uri(_baseAddress, relative);
+        return _baseAddress.IsBaseOf(uri) && uri.Authority == _baseAddress.Authority
+            ? uri
+            : throw new ArgumentException($"'{path}' leads outside the backend's base address.", "request");
     }
 }

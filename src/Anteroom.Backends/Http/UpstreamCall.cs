@@ -36,10 +36,24 @@ internal sealed class UpstreamCall : IDisposable
     /// <summary>The response body, read under the idle timer; valid after <see cref="SendAsync"/> returned null.</summary>
     public Stream Body { get; private set; } = Stream.Null;
 
-    public HttpContentHeaders ContentHeaders => _response?.Content.Headers ?? throw new InvalidOperationException("No response yet.");
+    public HttpContentHeaders ContentHeaders => Response.Content.Headers;
+
+    public int StatusCode => (int)Response.StatusCode;
+
+    public bool IsSuccessStatusCode => Response.IsSuccessStatusCode;
+
+    private HttpResponseMessage Response => _response ?? throw new InvalidOperationException("No response yet.");
 
     /// <summary>Sends the request and waits for the headers; null when the backend answered with a success status.</summary>
-    public async Task<BackendError?> SendAsync(HttpClient httpClient, HttpRequestMessage request)
+    public async Task<BackendError?> SendAsync(HttpClient httpClient, HttpRequestMessage request) =>
+        await ReceiveHeadersAsync(httpClient, request).ConfigureAwait(false)
+        ?? (Response.IsSuccessStatusCode ? null : await ReadErrorStatusAsync().ConfigureAwait(false));
+
+    /// <summary>
+    /// Sends the request and waits for the headers; null when a response arrived, whatever its status. The body is
+    /// left unread for the caller.
+    /// </summary>
+    public async Task<BackendError?> ReceiveHeadersAsync(HttpClient httpClient, HttpRequestMessage request)
     {
         HttpResponseMessage response;
         ArmIdleTimer();
@@ -69,7 +83,18 @@ internal sealed class UpstreamCall : IDisposable
         // Whoever cancels — the caller leaving or the idle timer — ends the call at once, even while nobody is
         // reading, so the backend stops generating instead of filling socket buffers for no one.
         _abortOnCancel = Token.UnsafeRegister(static state => ((UpstreamCall)state!).Abort(), this);
-        return response.IsSuccessStatusCode ? null : await ReadErrorStatusAsync(response).ConfigureAwait(false);
+        return null;
+    }
+
+    /// <summary>Names an error status, with the message found in the <paramref name="body"/> that came with it.</summary>
+    public BackendError ErrorStatus(ReadOnlySpan<byte> body)
+    {
+        var status = StatusCode;
+        // Ollama answers 503 when its queue is full; OpenAI-style servers use 429. Both mean "try another backend".
+        var failure = status is 429 or 503 ? BackendFailure.Busy : BackendFailure.ErrorStatus;
+        var message = BackendErrorText.FromBody(body)
+            ?? (string.IsNullOrEmpty(Response.ReasonPhrase) ? $"HTTP {status}" : Response.ReasonPhrase);
+        return new BackendError(failure, message, status);
     }
 
     /// <summary>
@@ -139,30 +164,24 @@ internal sealed class UpstreamCall : IDisposable
         _idle.Dispose();
     }
 
-    private async Task<BackendError> ReadErrorStatusAsync(HttpResponseMessage response)
+    private async Task<BackendError> ReadErrorStatusAsync()
     {
-        var status = (int)response.StatusCode;
-        // Ollama answers 503 when its queue is full; OpenAI-style servers use 429. Both mean "try another backend".
-        var failure = status is 429 or 503 ? BackendFailure.Busy : BackendFailure.ErrorStatus;
-        string? message = null;
         var buffer = ArrayPool<byte>.Shared.Rent(MaxErrorBodyBytes);
         try
         {
             var length = await Body.ReadAtLeastAsync(buffer.AsMemory(0, MaxErrorBodyBytes), MaxErrorBodyBytes, throwOnEndOfStream: false, Token)
                 .ConfigureAwait(false);
-            message = BackendErrorText.FromBody(buffer.AsSpan(0, length));
+            return ErrorStatus(buffer.AsSpan(0, length));
         }
         catch (Exception ex) when (IsTransportFailure(ex))
         {
             // The status alone answers the request; only the caller leaving changes what we report.
             ThrowIfCallerCancelled();
+            return ErrorStatus([]);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
-
-        message ??= string.IsNullOrEmpty(response.ReasonPhrase) ? $"HTTP {status}" : response.ReasonPhrase;
-        return new BackendError(failure, message, status);
     }
 }

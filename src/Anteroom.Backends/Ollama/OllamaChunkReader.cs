@@ -4,7 +4,10 @@ using Anteroom.Backends.Http;
 
 namespace Anteroom.Backends.Ollama;
 
-/// <summary>Reads Ollama's NDJSON chat stream: one JSON object per line, the last one <c>done:true</c>.</summary>
+/// <summary>
+/// Reads Ollama's NDJSON chat or generate stream: one JSON object per line, the last one <c>done:true</c>; the
+/// text sits in <c>message.content</c> (chat) or <c>response</c> (generate).
+/// </summary>
 internal sealed class OllamaChunkReader(Stream body) : IChunkReader
 {
     // Chat chunks are a few hundred bytes; a megabyte without a newline is not Ollama talking.
@@ -79,7 +82,7 @@ internal sealed class OllamaChunkReader(Stream body) : IChunkReader
             return Failed(BackendFailure.StreamError, BackendErrorText.FromErrorValue(error));
         }
 
-        var text = chunk.Message?.Content;
+        var text = chunk.Message?.Content ?? chunk.Response;
         if (!chunk.Done)
         {
             return string.IsNullOrEmpty(text) ? null : GenerationChunk.Token(text);

@@ -6,8 +6,8 @@ using Anteroom.Backends.Http;
 namespace Anteroom.Backends.OpenAI;
 
 /// <summary>
-/// Reads an OpenAI-style SSE chat stream: <c>data:</c> events holding chunks, an optional usage-only chunk,
-/// then <c>data: [DONE]</c>. The BCL's <see cref="SseParser"/> handles the framing — comments, other fields,
+/// Reads an OpenAI-style SSE chat or completion stream: <c>data:</c> events holding chunks (text in
+/// <c>delta.content</c> or, for completions, <c>text</c>), an optional usage-only chunk, then <c>data: [DONE]</c>. The BCL's <see cref="SseParser"/> handles the framing — comments, other fields,
 /// multi-line data, CR/LF variants — so this class only interprets event data.
 /// </summary>
 internal sealed class OpenAIChunkReader(Stream body, string? mediaType) : IChunkReader
@@ -56,7 +56,7 @@ internal sealed class OpenAIChunkReader(Stream body, string? mediaType) : IChunk
             {
                 // The reason arrives on the last content chunk or one of its own; the usage chunk may still follow.
                 _finishReason = choice.FinishReason ?? _finishReason;
-                if (choice.Delta?.Content is { Length: > 0 } text)
+                if ((choice.Delta?.Content ?? choice.Text) is { Length: > 0 } text)
                 {
                     return GenerationChunk.Token(text);
                 }

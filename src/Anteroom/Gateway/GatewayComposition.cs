@@ -1,5 +1,6 @@
 using System.Globalization;
 using Anteroom.Configuration;
+using Anteroom.DropIn;
 using Anteroom.Native;
 using Anteroom.Requests;
 using Anteroom.Scheduling;
@@ -75,6 +76,7 @@ internal static partial class GatewayComposition
         services.AddSingleton<RequestRegistry>();
         services.AddSingleton<GenerationRunner>();
         services.AddSingleton<Reception>();
+        services.AddSingleton<DropInDesk>();
         services.AddHostedService<BackendHealthProbe>();
         services.AddHostedService<RequestSweeper>();
     }
@@ -85,12 +87,19 @@ internal static partial class GatewayComposition
         var webRoot = Path.Combine(AppContext.BaseDirectory, "wwwroot");
         if (Directory.Exists(webRoot))
         {
-            var files = new PhysicalFileProvider(webRoot);
-            app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files });
-            app.UseStaticFiles(new StaticFileOptions { FileProvider = files });
+            app.UseStaticFiles(new StaticFileOptions { FileProvider = new PhysicalFileProvider(webRoot) });
         }
 
+        // The root is both the chat page and Ollama's "is it running" probe: browsers ask for HTML, clients do not.
+        string chatPage = Path.Combine(webRoot, "index.html");
+        app.MapMethods("/", [HttpMethods.Get, HttpMethods.Head], (HttpContext context) =>
+            context.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase) && File.Exists(chatPage)
+                ? Results.File(chatPage, "text/html; charset=utf-8")
+                : OllamaEndpoints.Root());
+
         app.MapNativeApi();
+        app.MapOpenAIApi();
+        app.MapOllamaApi();
 
         // A restart ends every live request cleanly: holders are told why, slots and backends are freed.
         var registry = app.Services.GetRequiredService<RequestRegistry>();

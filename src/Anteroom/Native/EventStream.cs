@@ -26,40 +26,30 @@ internal static class EventStream
     public static async Task FollowAsync(
         HttpResponse response, LiveRequest request, long afterId, TimeSpan keepAlive, TimeProvider time, CancellationToken cancellationToken)
     {
-        using var attachment = request.Attach();
-        var writer = response.BodyWriter;
-        var batch = new List<StreamEvent>();
-        long last = afterId;
         await response.StartAsync(cancellationToken);
-        while (true)
+        await LogFollower.FollowAsync(request, afterId, new NativeSink(response.BodyWriter), keepAlive, time, cancellationToken);
+    }
+
+    private sealed class NativeSink(PipeWriter writer) : IEventSink
+    {
+        public ValueTask WriteAsync(StreamEvent streamEvent, CancellationToken cancellationToken)
         {
-            batch.Clear();
-            bool complete = request.Events.CopyAfter(last, batch, out var appended);
-            foreach (var streamEvent in batch)
+            // Relayed drop-in bytes belong to their own API's stream, not to native events.
+            if (streamEvent.Type != "raw")
             {
                 Write(writer, streamEvent);
-                last = streamEvent.Id;
             }
 
-            if (batch.Count > 0)
-            {
-                await writer.FlushAsync(cancellationToken);
-            }
-
-            if (complete)
-            {
-                return;
-            }
-
-            try
-            {
-                await appended.WaitAsync(keepAlive, time, cancellationToken);
-            }
-            catch (TimeoutException)
-            {
-                await writer.WriteAsync(KeepAlive, cancellationToken);
-            }
+            return ValueTask.CompletedTask;
         }
+
+        public ValueTask IdleAsync(CancellationToken cancellationToken)
+        {
+            writer.Write(KeepAlive);
+            return ValueTask.CompletedTask;
+        }
+
+        public async ValueTask FlushAsync(CancellationToken cancellationToken) => await writer.FlushAsync(cancellationToken);
     }
 
     private static void Write(PipeWriter writer, StreamEvent streamEvent)

@@ -200,7 +200,7 @@ internal static class NativeEndpoints
             return (null, problem);
         }
 
-        var reply = reception.Admit(new ChatAsk(CallerIdentity.Resolve(context), body.Generation, body.ReconnectGrace, body.MaxWait));
+        var reply = reception.Admit(new Arrival(CallerIdentity.Resolve(context), body.Generation) { ReconnectGrace = body.ReconnectGrace, MaxWait = body.MaxWait });
         return reply.Request is null ? (null, Refused(reply.Refusal!)) : (reply.Request, null);
     }
 
@@ -352,14 +352,8 @@ internal static class NativeEndpoints
                 var cancelled = JsonSerializer.Deserialize(ending.Data, NativeJson.Default.CancelledEvent)!;
                 return Error(StatusCodes.Status409Conflict, "cancelled", $"The request was cancelled ({cancelled.Reason}).");
             default:
-                var error = JsonSerializer.Deserialize(ending.Data, NativeJson.Default.ErrorEvent)!;
-                int status = error.Code switch
-                {
-                    "timeout" => StatusCodes.Status503ServiceUnavailable,
-                    "backend_error" => StatusCodes.Status502BadGateway,
-                    _ => StatusCodes.Status500InternalServerError,
-                };
-                return Error(status, error.Code, error.Message);
+                var failure = request.Failure!;
+                return Error(failure.HttpStatus, failure.Code, failure.Message);
         }
     }
 
@@ -372,9 +366,13 @@ internal static class NativeEndpoints
             RefusalReason.DuplicateId => StatusCodes.Status409Conflict,
             _ => StatusCodes.Status503ServiceUnavailable,
         };
-        long? retryMs = refusal.RetryAfter is { } retry ? Math.Max(1, (long)Math.Ceiling(retry.TotalMilliseconds)) : null;
-        var result = Error(status, RefusalCode(refusal.Reason), refusal.Message, retryAfterMs: retryMs);
-        return retryMs is { } ms ? new WithRetryAfter(result, ms) : result;
+        if (refusal.RetryAfter is not { } retry)
+        {
+            return Error(status, RefusalCode(refusal.Reason), refusal.Message);
+        }
+
+        long retryMs = Math.Max(1, (long)Math.Ceiling(retry.TotalMilliseconds));
+        return new RetryAfterResult(Error(status, RefusalCode(refusal.Reason), refusal.Message, retryAfterMs: retryMs), retry);
     }
 
     internal static string RefusalCode(RefusalReason reason) => reason switch
@@ -407,16 +405,4 @@ internal static class NativeEndpoints
 
     internal static IResult Error(int status, string code, string message, string? field = null, long? retryAfterMs = null) =>
         Results.Json(new ErrorBody(new ErrorDetail(code, message, field, retryAfterMs)), NativeJson.Default.ErrorBody, statusCode: status);
-
-    /// <summary>Adds <c>Retry-After</c> (whole seconds, rounded up) and <c>retry-after-ms</c> to a refusal.</summary>
-    private sealed class WithRetryAfter(IResult inner, long retryAfterMs) : IResult
-    {
-        public Task ExecuteAsync(HttpContext httpContext)
-        {
-            long seconds = Math.Max(1, (retryAfterMs + 999) / 1000);
-            httpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-            httpContext.Response.Headers["retry-after-ms"] = retryAfterMs.ToString(CultureInfo.InvariantCulture);
-            return inner.ExecuteAsync(httpContext);
-        }
-    }
 }

@@ -27,7 +27,13 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     return;
                 }
 
-                if (!await RunOnBackendAsync(request, lease))
+                bool retry = Mode(request, lease) switch
+                {
+                    RunMode.Relay => await RelayOnBackendAsync(request, lease),
+                    RunMode.Embed => await EmbedOnBackendAsync(request, lease),
+                    _ => await RunOnBackendAsync(request, lease),
+                };
+                if (!retry)
                 {
                     return;
                 }
@@ -40,7 +46,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
             scheduler.Cancel(request.Ticket);
             if (!request.Events.IsComplete)
             {
-                request.End("error", Serialize(new ErrorEvent("internal_error", "Anteroom failed to run this request.", null), NativeJson.Default.ErrorEvent));
+                EndFailed(request, new RequestFailure("internal_error", "Anteroom failed to run this request."));
             }
         }
     }
@@ -93,9 +99,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         int tokens = 0;
         try
         {
-            request.Events.Append("started", Serialize(
-                new StartedEvent(ticket.Id, lease.Backend, ticket.Model, Milliseconds(lease.StartedAt - ticket.ArrivedAt), ticket.Attempts),
-                NativeJson.Default.StartedEvent));
+            AppendStarted(request, lease);
 
             await foreach (var chunk in pool.Client(lease.Backend).StreamChatAsync(request.Generation, run.Token))
             {
@@ -113,9 +117,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
 
                     case GenerationChunkKind.Done:
                         pool.ReportSuccess(lease.Backend);
-                        var usage = chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, tokens);
-                        lease.Complete(usage.PromptTokens, usage.CompletionTokens);
-                        request.End("done", Serialize(Done(request, lease, chunk.FinishReason ?? "stop", usage), NativeJson.Default.DoneEvent));
+                        EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, tokens));
                         return false;
 
                     case GenerationChunkKind.Error:
@@ -123,26 +125,24 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                         pool.ReportFailure(lease.Backend, error);
                         if (tokens == 0)
                         {
-                            return RetryOrEnd(request, lease, error);
+                            return TryRetry(request, lease, error);
                         }
 
                         lease.Fail();
-                        request.End("error", Serialize(
-                            new ErrorEvent("backend_error", $"Backend {lease.Backend} failed mid-answer: {error.Message}", null),
-                            NativeJson.Default.ErrorEvent));
+                        EndFailed(request, new RequestFailure("backend_error", $"Backend {lease.Backend} failed mid-answer: {error.Message}"));
                         return false;
                 }
             }
 
             // The client contract ends every stream with done or error; treat anything else as a lost backend.
             lease.Fail();
-            request.End("error", Serialize(new ErrorEvent("backend_error", "The backend stream ended early.", null), NativeJson.Default.ErrorEvent));
+            EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
             return false;
         }
         catch (OperationCanceledException) when (run.IsCancellationRequested)
         {
             lease.Cancel();
-            request.End("cancelled", Serialize(new CancelledEvent(request.StopReason), NativeJson.Default.CancelledEvent));
+            EndCancelled(request);
             return false;
         }
         finally
@@ -152,7 +152,185 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         }
     }
 
-    private bool RetryOrEnd(LiveRequest request, SlotLease lease, BackendError error)
+    private enum RunMode
+    {
+        Translate,
+        Relay,
+        Embed,
+    }
+
+    /// <summary>Same protocol on both sides: relay bytes. Otherwise translate (or embed through the backend's own API).</summary>
+    private RunMode Mode(LiveRequest request, SlotLease lease)
+    {
+        var arrival = request.Arrival;
+        var backendProtocol = pool.Protocol(lease.Backend);
+        bool sameProtocol = (arrival.Protocol, backendProtocol) is
+            (ClientProtocol.OpenAI, BackendProtocol.OpenAI) or (ClientProtocol.Ollama, BackendProtocol.Ollama);
+        if (arrival.Relay is not null && sameProtocol)
+        {
+            return RunMode.Relay;
+        }
+
+        return arrival.EmbeddingInputs is null ? RunMode.Translate : RunMode.Embed;
+    }
+
+    private void AppendStarted(LiveRequest request, SlotLease lease)
+    {
+        var ticket = request.Ticket;
+        request.Events.Append("started", Serialize(
+            new StartedEvent(ticket.Id, lease.Backend, ticket.Model, Milliseconds(lease.StartedAt - ticket.ArrivedAt), ticket.Attempts),
+            NativeJson.Default.StartedEvent));
+    }
+
+    /// <summary>
+    /// Relays the client's own body to a backend of the same protocol and the backend's bytes back unchanged,
+    /// counting generated pieces as they pass. Returns true when the ticket went back to the queue.
+    /// </summary>
+    private async Task<bool> RelayOnBackendAsync(LiveRequest request, SlotLease lease)
+    {
+        var ticket = request.Ticket;
+        var payload = request.Arrival.Relay!;
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(request.Stopping, ticket.Aborted);
+        int pieces = 0;
+        bool relayed = false;
+        RelayChunk? head = null;
+        RelayChunk? errorHead = null;
+        byte[]? errorBody = null;
+        try
+        {
+            AppendStarted(request, lease);
+            await foreach (var chunk in pool.Client(lease.Backend).RelayAsync(new RelayRequest(payload.Path, payload.Body, payload.Streaming), run.Token))
+            {
+                switch (chunk.Kind)
+                {
+                    case RelayChunkKind.Head when chunk.StatusCode >= 400:
+                        // Held back: a backend failure may still be retried elsewhere before the client sees it.
+                        errorHead = chunk;
+                        break;
+
+                    case RelayChunkKind.Head:
+                        head = chunk;
+                        break;
+
+                    case RelayChunkKind.Data when errorHead is not null:
+                        errorBody = chunk.Bytes.ToArray();
+                        break;
+
+                    case RelayChunkKind.Data:
+                        if (chunk.ContentPieces > 0 && pieces == 0)
+                        {
+                            lease.MarkFirstToken();
+                        }
+
+                        pieces += chunk.ContentPieces;
+                        if (!relayed)
+                        {
+                            // From the first relayed byte on, the client's answer is this backend's.
+                            request.RelayedStatus = head?.StatusCode ?? StatusCodes.Status200OK;
+                            request.RelayedContentType = head?.ContentType;
+                            relayed = true;
+                        }
+
+                        request.Events.Append("raw", chunk.Bytes.ToArray());
+                        break;
+
+                    case RelayChunkKind.Done:
+                        pool.ReportSuccess(lease.Backend);
+                        EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, pieces));
+                        return false;
+
+                    case RelayChunkKind.Failed:
+                        var error = chunk.Error!;
+                        pool.ReportFailure(lease.Backend, error);
+                        if (!relayed && IsWorthRetrying(error))
+                        {
+                            return TryRetry(request, lease, error);
+                        }
+
+                        lease.Fail();
+                        if (!relayed && errorHead is { } refusal)
+                        {
+                            // The backend refused the request itself (a 4xx): the client gets its answer as it was.
+                            request.RelayedStatus = refusal.StatusCode;
+                            request.RelayedContentType = refusal.ContentType;
+                            request.Events.Append("raw", errorBody ?? []);
+                            EndFailed(request, new RequestFailure("backend_error", error.Message, RelayedToClient: true));
+                        }
+                        else
+                        {
+                            EndFailed(request, new RequestFailure("backend_error", error.Message, chunk.ErrorWasRelayed));
+                        }
+
+                        return false;
+                }
+            }
+
+            lease.Fail();
+            EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
+            return false;
+        }
+        catch (OperationCanceledException) when (run.IsCancellationRequested)
+        {
+            lease.Cancel();
+            EndCancelled(request);
+            return false;
+        }
+        finally
+        {
+            lease.Dispose();
+        }
+    }
+
+    /// <summary>Embeds through the backend's own API (the client spoke the other protocol).</summary>
+    private async Task<bool> EmbedOnBackendAsync(LiveRequest request, SlotLease lease)
+    {
+        var ticket = request.Ticket;
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(request.Stopping, ticket.Aborted);
+        try
+        {
+            AppendStarted(request, lease);
+            var result = await pool.Client(lease.Backend).EmbedAsync(ticket.Model, request.Arrival.EmbeddingInputs!, run.Token);
+            if (result.Error is { } error)
+            {
+                pool.ReportFailure(lease.Backend, error);
+                if (IsWorthRetrying(error))
+                {
+                    return TryRetry(request, lease, error);
+                }
+
+                lease.Fail();
+                EndFailed(request, new RequestFailure("backend_error", error.Message));
+                return false;
+            }
+
+            pool.ReportSuccess(lease.Backend);
+            lease.MarkFirstToken();
+            request.Embeddings = result.Vectors;
+            EndCompleted(request, lease, "stop", new GenerationUsage(result.PromptTokens, 0));
+            return false;
+        }
+        catch (OperationCanceledException) when (run.IsCancellationRequested)
+        {
+            lease.Cancel();
+            EndCancelled(request);
+            return false;
+        }
+        finally
+        {
+            lease.Dispose();
+        }
+    }
+
+    /// <summary>A backend's own refusal of the request (a 4xx) would be the same anywhere; anything else may not be.</summary>
+    private static bool IsWorthRetrying(BackendError error) =>
+        error.Failure != BackendFailure.ErrorStatus || error.StatusCode is null or >= 500;
+
+    /// <summary>
+    /// After a failure before anything reached the client: puts the ticket back for another backend. When that is
+    /// not possible (attempts used up, or the request was stopped meanwhile) the ticket has ended, and so does the
+    /// request here.
+    /// </summary>
+    private bool TryRetry(LiveRequest request, SlotLease lease, BackendError error)
     {
         LogRetrying(request.Id, lease.Backend, error.Failure);
         if (lease.TryRequeue())
@@ -160,19 +338,36 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
             return true;
         }
 
-        var ticket = request.Ticket;
-        if (ticket.Outcome == TicketOutcome.Cancelled)
+        if (request.Ticket.Outcome == TicketOutcome.Cancelled)
         {
-            request.End("cancelled", Serialize(new CancelledEvent(request.StopReason), NativeJson.Default.CancelledEvent));
+            EndCancelled(request);
         }
         else
         {
-            request.End("error", Serialize(
-                new ErrorEvent("backend_error", $"No backend could start this request after {ticket.Attempts} attempts; last: {error.Message}", null),
-                NativeJson.Default.ErrorEvent));
+            EndFailed(request, new RequestFailure(
+                "backend_error", $"No backend could serve this request after {request.Ticket.Attempts} attempts; last: {error.Message}"));
         }
 
         return false;
+    }
+
+    private static void EndFailed(LiveRequest request, RequestFailure failure)
+    {
+        request.Failure = failure;
+        request.End("error", Serialize(new ErrorEvent(failure.Code, failure.Message, null), NativeJson.Default.ErrorEvent));
+    }
+
+    private static void EndCancelled(LiveRequest request) =>
+        request.End("cancelled", Serialize(new CancelledEvent(request.StopReason), NativeJson.Default.CancelledEvent));
+
+    private void EndCompleted(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
+    {
+        lease.Complete(usage.PromptTokens, usage.CompletionTokens);
+        request.Usage = usage;
+        request.FinishReason = finishReason;
+        var done = Done(request, lease, finishReason, usage);
+        request.Timings = done.Timings;
+        request.End("done", Serialize(done, NativeJson.Default.DoneEvent));
     }
 
     private void EndWithoutSlot(LiveRequest request, TicketOutcome outcome)
@@ -180,13 +375,11 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         if (outcome == TicketOutcome.TimedOut)
         {
             var waited = time.GetUtcNow() - request.Ticket.ArrivedAt;
-            request.End("error", Serialize(
-                new ErrorEvent("timeout", $"Waited {waited.TotalSeconds:0} s for a slot without getting one.", null),
-                NativeJson.Default.ErrorEvent));
+            EndFailed(request, new RequestFailure("timeout", $"Waited {waited.TotalSeconds:0} s for a slot without getting one."));
             return;
         }
 
-        request.End("cancelled", Serialize(new CancelledEvent(request.StopReason), NativeJson.Default.CancelledEvent));
+        EndCancelled(request);
     }
 
     private DoneEvent Done(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Anteroom.Backends;
 using Anteroom.Scheduling;
@@ -6,6 +7,18 @@ namespace Anteroom.Requests;
 
 /// <summary>How a request ended, as its holder was told.</summary>
 internal sealed record RequestEnding(string Type, byte[] Data);
+
+/// <summary>Why a request failed: a code, a message, and whether the client already saw the backend's own error.</summary>
+internal sealed record RequestFailure(string Code, string Message, bool RelayedToClient = false)
+{
+    /// <summary>The status an API answers with when it can still choose one.</summary>
+    public int HttpStatus => Code switch
+    {
+        "timeout" => StatusCodes.Status503ServiceUnavailable,
+        "backend_error" => StatusCodes.Status502BadGateway,
+        _ => StatusCodes.Status500InternalServerError,
+    };
+}
 
 /// <summary>
 /// One admitted request, alive independently of any connection: its ticket, the generation to run and the
@@ -22,12 +35,12 @@ internal sealed class LiveRequest
     private ITimer? _graceTimer;
     private string? _stopReason;
 
-    public LiveRequest(Ticket ticket, GenerationRequest generation, TimeSpan reconnectGrace, TimeProvider time)
+    public LiveRequest(Ticket ticket, Arrival arrival, TimeProvider time)
     {
         Ticket = ticket;
-        Generation = generation;
-        ReconnectGrace = reconnectGrace;
+        Arrival = arrival;
         _time = time;
+        CreatedAt = time.GetUtcNow();
     }
 
     public string Id => Ticket.Id;
@@ -36,9 +49,34 @@ internal sealed class LiveRequest
 
     public Ticket Ticket { get; }
 
-    public GenerationRequest Generation { get; }
+    public Arrival Arrival { get; }
 
-    public TimeSpan ReconnectGrace { get; }
+    public GenerationRequest Generation => Arrival.Generation;
+
+    public TimeSpan ReconnectGrace => Arrival.ReconnectGrace;
+
+    public DateTimeOffset CreatedAt { get; }
+
+    /// <summary>Token counts, once completed.</summary>
+    public GenerationUsage? Usage { get; set; }
+
+    /// <summary>Why the generation stopped, once completed.</summary>
+    public string? FinishReason { get; set; }
+
+    /// <summary>Waited, time to first token and generation time, once completed.</summary>
+    public Native.TimingsBody? Timings { get; set; }
+
+    /// <summary>The vectors of a completed embedding request.</summary>
+    public IReadOnlyList<float[]>? Embeddings { get; set; }
+
+    /// <summary>Why it failed, once failed or timed out.</summary>
+    public RequestFailure? Failure { get; set; }
+
+    /// <summary>The upstream status a relayed request answered with; the responder may pass it on.</summary>
+    public int? RelayedStatus { get; set; }
+
+    /// <summary>The upstream content type a relayed request answered with.</summary>
+    public string? RelayedContentType { get; set; }
 
     public EventLog Events { get; } = new();
 
@@ -55,6 +93,23 @@ internal sealed class LiveRequest
     public Task<RequestEnding> Ended => _ended.Task;
 
     public DateTimeOffset? EndedAt { get; private set; }
+
+    /// <summary>The backend's bytes as relayed, in order (a relayed request's whole answer).</summary>
+    public byte[] RelayedBytes()
+    {
+        var events = new List<StreamEvent>();
+        Events.CopyAfter(0, events, out _);
+        var body = new ArrayBufferWriter<byte>();
+        foreach (var streamEvent in events)
+        {
+            if (streamEvent.Type == "raw")
+            {
+                body.Write(streamEvent.Data);
+            }
+        }
+
+        return body.WrittenSpan.ToArray();
+    }
 
     public void Stop(string reason)
     {

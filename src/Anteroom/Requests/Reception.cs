@@ -5,8 +5,34 @@ using Microsoft.Extensions.Options;
 
 namespace Anteroom.Requests;
 
+/// <summary>Which API a request came through: how its results are written back, and whether bytes can be relayed.</summary>
+internal enum ClientProtocol
+{
+    Native,
+    OpenAI,
+    Ollama,
+}
+
+/// <summary>A drop-in request's original body, relayed unchanged when its backend speaks the client's protocol.</summary>
+internal sealed record RelayPayload(string Path, byte[] Body, bool Streaming);
+
 /// <summary>What a caller asks to run, whatever API it came through.</summary>
-internal sealed record ChatAsk(string Owner, GenerationRequest Generation, TimeSpan ReconnectGrace, TimeSpan? MaxWait);
+internal sealed record Arrival(string Owner, GenerationRequest Generation)
+{
+    public ClientProtocol Protocol { get; init; } = ClientProtocol.Native;
+
+    /// <summary>The body to relay to a backend of the same protocol; null translates always.</summary>
+    public RelayPayload? Relay { get; init; }
+
+    /// <summary>Texts to embed: an embedding request instead of a generation.</summary>
+    public IReadOnlyList<string>? EmbeddingInputs { get; init; }
+
+    /// <summary>How long the request survives with no client connected, to be resumed.</summary>
+    public TimeSpan ReconnectGrace { get; init; }
+
+    /// <summary>How long it may wait for a slot, if shorter than the configured limit.</summary>
+    public TimeSpan? MaxWait { get; init; }
+}
 
 /// <summary>The answer at the door: a live request, or a refusal to tell the caller.</summary>
 internal readonly record struct Reply(LiveRequest? Request, Refusal? Refusal);
@@ -24,7 +50,7 @@ internal sealed class Reception(
 
     public TimeSpan MaxReconnectGrace { get; } = TimeSpan.FromSeconds(options.Value.Stream.MaxReconnectGraceSeconds);
 
-    public Reply Admit(ChatAsk ask)
+    public Reply Admit(Arrival ask)
     {
         var generation = ask.Generation;
         var admission = scheduler.Admit(new TicketRequest
@@ -32,8 +58,9 @@ internal sealed class Reception(
             Id = RequestRegistry.NewId(),
             Owner = ask.Owner,
             Model = generation.Model,
-            PromptTokens = EstimatePromptTokens(generation.Messages),
-            MaxOutputTokens = generation.MaxOutputTokens,
+            PromptTokens = EstimatePromptTokens(generation, ask.EmbeddingInputs),
+            // An embedding generates nothing: it costs its input and one short service.
+            MaxOutputTokens = ask.EmbeddingInputs is null ? generation.MaxOutputTokens : 1,
             MaxWait = ask.MaxWait,
         });
         if (!admission.IsAdmitted)
@@ -42,21 +69,31 @@ internal sealed class Reception(
         }
 
         var grace = ask.ReconnectGrace < MaxReconnectGrace ? ask.ReconnectGrace : MaxReconnectGrace;
-        var request = new LiveRequest(admission.Ticket, generation, grace, time);
+        var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace }, time);
         registry.Add(request);
         _ = runner.RunAsync(request);
         return new Reply(request, null);
     }
 
     /// <summary>About four characters a token, plus a little per message for the chat template.</summary>
-    internal static int EstimatePromptTokens(IReadOnlyList<ChatMessage> messages)
+    internal static int EstimatePromptTokens(GenerationRequest generation, IReadOnlyList<string>? embeddingInputs)
     {
-        long characters = 0;
-        foreach (var message in messages)
+        long characters = (generation.Prompt?.Length ?? 0) + (generation.System?.Length ?? 0);
+        int pieces = generation.Messages.Count;
+        foreach (var message in generation.Messages)
         {
             characters += message.Content.Length;
         }
 
-        return (int)Math.Min(int.MaxValue, (characters / 4) + (4 * messages.Count));
+        if (embeddingInputs is not null)
+        {
+            pieces = embeddingInputs.Count;
+            foreach (var input in embeddingInputs)
+            {
+                characters += input.Length;
+            }
+        }
+
+        return (int)Math.Min(int.MaxValue, (characters / 4) + (4 * pieces));
     }
 }

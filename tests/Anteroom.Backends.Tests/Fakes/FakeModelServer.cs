@@ -30,7 +30,7 @@ internal sealed class FakeModelServer(Func<HttpRequestMessage, CancellationToken
     public static HttpResponseMessage Response(HttpStatusCode status, Stream body, string mediaType)
     {
         var content = new StreamContent(body);
-        content.Headers.ContentType = new MediaTypeHeaderValue(mediaType);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse(mediaType);
         return new HttpResponseMessage(status) { Content = content };
     }
 

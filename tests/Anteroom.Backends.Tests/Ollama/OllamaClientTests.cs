@@ -5,7 +5,7 @@ using Anteroom.Backends.Tests.Fakes;
 
 namespace Anteroom.Backends.Tests.Ollama;
 
-public sealed class OllamaClientTests : ModelServerClientContractTests
+public sealed partial class OllamaClientTests : ModelServerClientContractTests
 {
     private const string Head = "{\"model\":\"llama3.1:8b\",\"created_at\":\"2025-01-01T00:00:00.000000Z\",\"message\":{\"role\":\"assistant\",\"content\":";
 

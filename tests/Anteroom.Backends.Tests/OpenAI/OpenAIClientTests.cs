@@ -5,7 +5,7 @@ using Anteroom.Backends.Tests.Fakes;
 
 namespace Anteroom.Backends.Tests.OpenAI;
 
-public sealed class OpenAIClientTests : ModelServerClientContractTests
+public sealed partial class OpenAIClientTests : ModelServerClientContractTests
 {
     private const string Head = """data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1735689600,"model":"llama3.1:8b","choices":""";
 

@@ -1,0 +1,209 @@
+using System.Text.Json;
+
+namespace Anteroom.DropIn;
+
+/// <summary>A request body read whole (so it can be relayed byte for byte) and parsed.</summary>
+internal sealed class JsonBody : IDisposable
+{
+    private JsonBody(byte[] bytes, JsonDocument document)
+    {
+        Bytes = bytes;
+        Document = document;
+    }
+
+    public byte[] Bytes { get; }
+
+    public JsonDocument Document { get; }
+
+    public JsonElement Root => Document.RootElement;
+
+    /// <summary>Reads and parses the body; on failure says what is wrong and with which status.</summary>
+    public static async Task<(JsonBody? Body, int Status, string? Problem)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        byte[] bytes;
+        try
+        {
+            using var buffer = new MemoryStream();
+            await request.Body.CopyToAsync(buffer, cancellationToken);
+            bytes = buffer.ToArray();
+        }
+        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, StatusCodes.Status413PayloadTooLarge, "The request body is larger than this server accepts.");
+        }
+
+        try
+        {
+            var document = JsonDocument.Parse(bytes);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                document.Dispose();
+                return (null, StatusCodes.Status400BadRequest, "The request body must be a JSON object.");
+            }
+
+            return (new JsonBody(bytes, document), 0, null);
+        }
+        catch (JsonException exception)
+        {
+            return (null, StatusCodes.Status400BadRequest, $"The request body is not valid JSON: {exception.Message}");
+        }
+    }
+
+    public void Dispose() => Document.Dispose();
+}
+
+/// <summary>Reads typed fields of a JSON object, remembering the first field that is wrong and why.</summary>
+internal sealed class FieldReader(JsonElement root)
+{
+    public string? Field { get; private set; }
+
+    public string? Problem { get; private set; }
+
+    public bool IsValid => Problem is null;
+
+    public JsonElement Element(string name) => root.TryGetProperty(name, out var value) ? value : default;
+
+    public bool Has(string name) => root.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null;
+
+    public string? String(string name, bool required = false)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            if (required)
+            {
+                Fail(name, $"'{name}' is required.");
+            }
+
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            Fail(name, $"'{name}' must be a string.");
+            return null;
+        }
+
+        string text = value.GetString()!;
+        if (required && text.Length == 0)
+        {
+            Fail(name, $"'{name}' must not be empty.");
+        }
+
+        return text;
+    }
+
+    public bool? Bool(string name)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+        {
+            Fail(name, $"'{name}' must be true or false.");
+            return null;
+        }
+
+        return value.GetBoolean();
+    }
+
+    public int? Int(string name, int min, int max)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int number) || number < min || number > max)
+        {
+            Fail(name, $"'{name}' must be a whole number from {min} to {max}.");
+            return null;
+        }
+
+        return number;
+    }
+
+    public double? Number(string name, double min, double max)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.Number || value.GetDouble() is var number && (number < min || number > max))
+        {
+            Fail(name, $"'{name}' must be a number from {min} to {max}.");
+            return null;
+        }
+
+        return number;
+    }
+
+    /// <summary>A string or an array of strings, as <c>stop</c> and <c>input</c> take.</summary>
+    public IReadOnlyList<string>? Strings(string name, bool required = false)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            if (required)
+            {
+                Fail(name, $"'{name}' is required.");
+            }
+
+            return null;
+        }
+
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            return [value.GetString()!];
+        }
+
+        if (value.ValueKind == JsonValueKind.Array && value.EnumerateArray().All(item => item.ValueKind == JsonValueKind.String))
+        {
+            var items = value.EnumerateArray().Select(item => item.GetString()!).ToList();
+            if (required && items.Count == 0)
+            {
+                Fail(name, $"'{name}' must not be empty.");
+            }
+
+            return items;
+        }
+
+        Fail(name, $"'{name}' must be a string or an array of strings.");
+        return null;
+    }
+
+    public FieldReader? Object(string name)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            Fail(name, $"'{name}' must be an object.");
+            return null;
+        }
+
+        return new FieldReader(value);
+    }
+
+    /// <summary>Takes over the first problem of a nested reader, naming the field by its path.</summary>
+    public void Adopt(string prefix, FieldReader? nested)
+    {
+        if (nested is { IsValid: false } && IsValid)
+        {
+            Fail($"{prefix}.{nested.Field}", nested.Problem!.Replace($"'{nested.Field}'", $"'{prefix}.{nested.Field}'", StringComparison.Ordinal));
+        }
+    }
+
+    public void Fail(string field, string problem)
+    {
+        if (IsValid)
+        {
+            Field = field;
+            Problem = problem;
+        }
+    }
+}

@@ -1,0 +1,237 @@
+using System.Globalization;
+using System.Text.Json;
+using Anteroom.Backends;
+using Anteroom.Configuration;
+using Anteroom.Gateway;
+using Anteroom.Identity;
+using Anteroom.Requests;
+using Anteroom.Scheduling;
+using Microsoft.Extensions.Options;
+
+namespace Anteroom.DropIn;
+
+/// <summary>
+/// The OpenAI-compatible API under <c>/v1</c>: what the official SDKs send and parse, through Anteroom's queue.
+/// </summary>
+internal static class OpenAIEndpoints
+{
+    public static void MapOpenAIApi(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/chat/completions", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OpenAIShape.Chat));
+        app.MapPost("/v1/completions", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OpenAIShape.Completion));
+        app.MapPost("/v1/embeddings", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OpenAIShape.Embedding));
+        app.MapGet("/v1/models", (DropInDesk desk) =>
+            Results.Json(new OpenAIModelList([.. desk.HealthyModels().Select(desk.OpenAIModel)]), OpenAIJson.Default.OpenAIModelList));
+        app.MapGet("/v1/models/{**id}", (string id, DropInDesk desk) => desk.HealthyModels().Contains(id)
+            ? Results.Json(desk.OpenAIModel(id), OpenAIJson.Default.OpenAIModel)
+            : Error(StatusCodes.Status404NotFound, $"The model '{id}' does not exist.", "not_found_error", "model", "model_not_found"));
+    }
+
+    private static async Task HandleAsync(HttpContext context, DropInDesk desk, OpenAIShape shape)
+    {
+        var (body, status, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
+        if (body is null)
+        {
+            await Error(status, problem!, "invalid_request_error", null, null).ExecuteAsync(context);
+            return;
+        }
+
+        using (body)
+        {
+            var fields = new FieldReader(body.Root);
+            var parsed = shape switch
+            {
+                OpenAIShape.Chat => ReadChat(fields),
+                OpenAIShape.Completion => ReadCompletion(fields),
+                _ => ReadEmbedding(fields),
+            };
+            if (!fields.IsValid)
+            {
+                await Error(StatusCodes.Status400BadRequest, fields.Problem!, "invalid_request_error", fields.Field, null).ExecuteAsync(context);
+                return;
+            }
+
+            var path = shape switch
+            {
+                OpenAIShape.Chat => "v1/chat/completions",
+                OpenAIShape.Completion => "v1/completions",
+                _ => "v1/embeddings",
+            };
+            var arrival = new Arrival(CallerIdentity.Resolve(context), parsed.Generation)
+            {
+                Protocol = ClientProtocol.OpenAI,
+                Relay = new RelayPayload(path, body.Bytes, parsed.Stream),
+                EmbeddingInputs = parsed.EmbeddingInputs,
+            };
+            var reply = desk.Reception.Admit(arrival);
+            if (reply.Request is not { } request)
+            {
+                await Refused(reply.Refusal!, parsed.Generation.Model).ExecuteAsync(context);
+                return;
+            }
+
+            var responder = new OpenAIResponder(context, request, desk, shape, parsed);
+            await responder.RespondAsync();
+        }
+    }
+
+    private static OpenAIRequest ReadChat(FieldReader fields)
+    {
+        string? model = fields.String("model", required: true);
+        var messages = fields.Has("messages") ? ReadMessages(fields) ?? [] : [];
+        if (!fields.Has("messages"))
+        {
+            fields.Fail("messages", "'messages' is required: an array of {\"role\", \"content\"} objects.");
+        }
+
+        var (stream, includeUsage) = StreamFlags(fields);
+        int? maxTokens = fields.Int("max_completion_tokens", 1, int.MaxValue) ?? fields.Int("max_tokens", 1, int.MaxValue);
+        if (fields.Int("n", 1, 1) is null && fields.Has("n"))
+        {
+            fields.Fail("n", "'n' must be 1: Anteroom runs one generation per request.");
+        }
+
+        return new OpenAIRequest(Generation(fields, model, messages, GenerationKind.Chat, null, maxTokens), stream, includeUsage, null, false);
+    }
+
+    private static OpenAIRequest ReadCompletion(FieldReader fields)
+    {
+        string? model = fields.String("model", required: true);
+        var prompts = fields.Strings("prompt", required: true);
+        if (prompts is { Count: > 1 })
+        {
+            fields.Fail("prompt", "'prompt' must be a single string: Anteroom runs one generation per request.");
+        }
+
+        var (stream, includeUsage) = StreamFlags(fields);
+        int? maxTokens = fields.Int("max_tokens", 1, int.MaxValue);
+        var prompt = prompts is { Count: 1 } ? prompts[0] : "";
+        return new OpenAIRequest(Generation(fields, model, [], GenerationKind.Completion, prompt, maxTokens), stream, includeUsage, null, false);
+    }
+
+    private static OpenAIRequest ReadEmbedding(FieldReader fields)
+    {
+        string? model = fields.String("model", required: true);
+        var inputs = fields.Strings("input", required: true);
+        string? format = fields.String("encoding_format");
+        if (format is not (null or "float" or "base64"))
+        {
+            fields.Fail("encoding_format", "'encoding_format' must be 'float' or 'base64'.");
+        }
+
+        var generation = new GenerationRequest { Model = model ?? "", Messages = [] };
+        return new OpenAIRequest(generation, false, false, inputs ?? [], format == "base64");
+    }
+
+    private static List<ChatMessage>? ReadMessages(FieldReader fields)
+    {
+        var element = fields.Element("messages");
+        if (element.ValueKind != JsonValueKind.Array || element.GetArrayLength() == 0)
+        {
+            fields.Fail("messages", "'messages' must be a non-empty array of {\"role\", \"content\"} objects.");
+            return null;
+        }
+
+        var messages = new List<ChatMessage>();
+        int index = 0;
+        foreach (var item in element.EnumerateArray())
+        {
+            string field = $"messages[{index++}]";
+            if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
+            {
+                fields.Fail(field, $"'{field}' must be an object with a string 'role'.");
+                return null;
+            }
+
+            if (!TryReadContent(item, out string content))
+            {
+                fields.Fail($"{field}.content", $"'{field}.content' must be a string, null, or an array of content parts.");
+                return null;
+            }
+
+            messages.Add(new ChatMessage(role.GetString()!, content));
+        }
+
+        return messages;
+    }
+
+    private static bool TryReadContent(JsonElement message, out string content)
+    {
+        content = "";
+        if (!message.TryGetProperty("content", out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            content = value.GetString()!;
+            return true;
+        }
+
+        if (value.ValueKind != JsonValueKind.Array)
+        {
+            return false;
+        }
+
+        // Text parts are what a model reads; other parts (images) travel only when bytes are relayed.
+        content = string.Concat(value.EnumerateArray()
+            .Where(part => part.ValueKind == JsonValueKind.Object && part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String)
+            .Select(part => part.GetProperty("text").GetString()));
+        return true;
+    }
+
+    private static (bool Stream, bool IncludeUsage) StreamFlags(FieldReader fields)
+    {
+        bool stream = fields.Bool("stream") ?? false;
+        var options = fields.Object("stream_options");
+        bool includeUsage = options?.Bool("include_usage") ?? false;
+        fields.Adopt("stream_options", options);
+        return (stream, includeUsage);
+    }
+
+    private static GenerationRequest Generation(
+        FieldReader fields, string? model, List<ChatMessage> messages, GenerationKind kind, string? prompt, int? maxTokens) => new()
+    {
+        Model = model ?? "",
+        Messages = messages,
+        Kind = kind,
+        Prompt = prompt,
+        MaxOutputTokens = maxTokens,
+        Temperature = fields.Number("temperature", 0, 2),
+        TopP = fields.Number("top_p", 0, 1),
+        Seed = fields.Int("seed", int.MinValue, int.MaxValue),
+        Stop = fields.Strings("stop"),
+    };
+
+    internal static IResult Refused(Refusal refusal, string model)
+    {
+        var (status, type, code) = refusal.Reason switch
+        {
+            RefusalReason.UnknownModel => (StatusCodes.Status404NotFound, "not_found_error", "model_not_found"),
+            RefusalReason.QueueFull => (StatusCodes.Status429TooManyRequests, "rate_limit_error", "queue_full"),
+            RefusalReason.UserQueueFull => (StatusCodes.Status429TooManyRequests, "rate_limit_error", "user_queue_full"),
+            RefusalReason.UserInFlightLimit => (StatusCodes.Status429TooManyRequests, "rate_limit_error", "user_in_flight_limit"),
+            RefusalReason.NoHealthyBackend => (StatusCodes.Status503ServiceUnavailable, "api_error", "no_healthy_backend"),
+            RefusalReason.WaitTooLong => (StatusCodes.Status503ServiceUnavailable, "api_error", "wait_too_long"),
+            _ => (StatusCodes.Status409Conflict, "invalid_request_error", "duplicate_request"),
+        };
+        string message = refusal.Reason == RefusalReason.UnknownModel ? $"The model '{model}' does not exist." : refusal.Message;
+        var result = Error(status, message, type, refusal.Reason == RefusalReason.UnknownModel ? "model" : null, code);
+        return refusal.RetryAfter is { } retry ? new RetryAfterResult(result, retry) : result;
+    }
+
+    internal static IResult Error(int status, string message, string type, string? param, string? code) =>
+        Results.Json(new OpenAIError(new OpenAIErrorDetail(message, type, param, code)), OpenAIJson.Default.OpenAIError, statusCode: status);
+}
+
+internal enum OpenAIShape
+{
+    Chat,
+    Completion,
+    Embedding,
+}
+
+/// <summary>What an OpenAI request asked for beyond the generation itself.</summary>
+internal sealed record OpenAIRequest(
+    GenerationRequest Generation, bool Stream, bool IncludeUsage, IReadOnlyList<string>? EmbeddingInputs, bool Base64Embeddings);
