@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
-# Runs every Anteroom test on a fresh machine that has the .NET SDK; installs anything else the tests need.
+# Runs every Anteroom test on a fresh machine that has the .NET SDK, Node 20 and npm; installs anything else the
+# tests need: the .NET tests first (they also build the gateway), then the Node SDK tests against that build.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+dotnet_log=$(mktemp)
+node_log=$(mktemp)
+trap 'rm -f "$dotnet_log" "$node_log"' EXIT
 status=0
-dotnet test Anteroom.slnx --nologo 2>&1 | tee "$log" || status=$?
+dotnet test Anteroom.slnx --nologo 2>&1 | tee "$dotnet_log" || status=$?
 
-# One closing line over every test project: "N passed, N failed".
-awk '/(Passed|Failed)!  *- *Failed: *[0-9]+, *Passed: *[0-9]+/ {
-       for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1) }
-     }
-     END { printf "%d passed, %d failed\n", p, f }' "$log"
+# The official openai and ollama npm packages against the gateway built above (tests/node, lock file pinned).
+node_status=0
+(cd tests/node && npm ci --no-audit --no-fund && node --test) 2>&1 | tee "$node_log" || node_status=$?
+if [ "$node_status" -ne 0 ]; then status=$node_status; fi
+
+# One closing line over every test project and the Node suite: "N passed, N failed".
+# node --test ends with "# pass N", "# fail N", "# cancelled N" (TAP, as here where its output is piped) or
+# "ℹ pass N"... (spec).
+awk -v node_status="$node_status" '
+  FILENAME == ARGV[1] && /(Passed|Failed)!  *- *Failed: *[0-9]+, *Passed: *[0-9]+/ {
+    for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1) }
+  }
+  FILENAME == ARGV[2] && /^(#|ℹ) pass [0-9]+$/ { p += $3 }
+  # A cancelled test (its hook failed, or it outlived its parent) did not pass: count it as failed.
+  FILENAME == ARGV[2] && /^(#|ℹ) (fail|cancelled) [0-9]+$/ { f += $3; node_f += $3 }
+  END {
+    # A Node suite that failed without counting a failed test (npm ci, a crash) still counts as one failure.
+    if (node_status != 0 && node_f == 0) f += 1
+    printf "%d passed, %d failed\n", p, f
+  }' "$dotnet_log" "$node_log"
 exit "$status"

@@ -279,6 +279,23 @@ public sealed class Scheduler : IDisposable
         after.Run(_changes);
     }
 
+    /// <summary>
+    /// How long a request for <paramref name="model"/> arriving now would wait, or null when no healthy backend
+    /// serves it: what a refusal or a timeout tells its caller to wait before trying again.
+    /// </summary>
+    public TimeSpan? EstimateWait(string model)
+    {
+        lock (_lock)
+        {
+            if (!_queues.TryGetValue(model, out var queue) || HealthySlotsLocked(queue) == 0)
+            {
+                return null;
+            }
+
+            return EstimateWaitLocked(queue, queue.Waiting.Count + 1);
+        }
+    }
+
     /// <summary>Whether the backend is currently taking tickets.</summary>
     public bool IsBackendHealthy(string backend)
     {

@@ -121,6 +121,22 @@ public sealed class EstimateTests
         AssertClose(MeasuredService - TimeSpan.FromSeconds(10), h.Scheduler.GetPlace(waiting)!.Value.EstimatedWait);
     }
 
+    [Fact]
+    public void EstimateWait_ForTheNextArrival_IsThePlaceItWouldGet()
+    {
+        using var h = new SchedulerHarness(Backend("gpu", 1, "m"));
+        Measure(h, "gpu");
+        h.Admit("a");
+        h.Admit("b");
+        h.Time.Advance(TimeSpan.FromSeconds(3));
+
+        var estimate = h.Scheduler.EstimateWait("m");
+        var next = h.Admit("c");
+
+        Assert.Equal(h.Scheduler.GetPlace(next)!.Value.EstimatedWait, estimate);
+        Assert.Null(h.Scheduler.EstimateWait("unknown-model"));
+    }
+
     private static void Measure(SchedulerHarness h, string backend)
     {
         var lease = LeaseOf(h.Admit("measure"));

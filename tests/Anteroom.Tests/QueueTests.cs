@@ -129,6 +129,7 @@ public sealed class QueueTests
 
         Assert.Equal("queued", events[0].Type);
         Assert.Equal(("error", "timeout"), (events[^1].Type, events[^1].Text("code")));
+        Assert.True(events[^1].Data.GetProperty("retry_after_ms").GetInt64() >= 1000, "a timeout says when to try again");
         var snapshot = gateway.Scheduler.Snapshot();
         Assert.Equal((1, 0), (snapshot.TimedOut > 0 ? 1 : 0, snapshot.Waiting));
         gateway.Simulator("gpu").Release();

@@ -20,7 +20,9 @@ internal sealed class TestGateway : IAsyncDisposable
 {
     private readonly AnteroomFactory _factory;
     private readonly Dictionary<string, SimulatedModelServer> _simulators;
-    private readonly SocketsHttpHandler _handler = new() { PooledConnectionLifetime = TimeSpan.FromMinutes(1), UseCookies = false };
+    // No draining: a test that drops a response mid-stream must close the connection at once, as a client that
+    // leaves does, not read on for up to two seconds (the handler's default) hoping to reuse it.
+    private readonly SocketsHttpHandler _handler = new() { PooledConnectionLifetime = TimeSpan.FromMinutes(1), UseCookies = false, MaxResponseDrainSize = 0 };
 
     private TestGateway(AnteroomFactory factory, Dictionary<string, SimulatedModelServer> simulators, Uri address)
     {
@@ -49,7 +51,27 @@ internal sealed class TestGateway : IAsyncDisposable
 
     public static Task<TestGateway> StartAsync(params TestBackend[] backends) => StartAsync(backends, new Dictionary<string, string?>());
 
+    /// <summary>
+    /// WebApplicationFactory finds the gateway's host by listening, process-wide, for the next host being built; a
+    /// simulator host built at that moment by a test running in parallel could be taken for it. Hosts are built one
+    /// at a time so that cannot happen.
+    /// </summary>
+    private static readonly SemaphoreSlim HostBuilding = new(1, 1);
+
     public static async Task<TestGateway> StartAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings)
+    {
+        await HostBuilding.WaitAsync();
+        try
+        {
+            return await BuildAsync(backends, settings);
+        }
+        finally
+        {
+            HostBuilding.Release();
+        }
+    }
+
+    private static async Task<TestGateway> BuildAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings)
     {
         var simulators = new Dictionary<string, SimulatedModelServer>();
         var all = new Dictionary<string, string?>
@@ -83,7 +105,10 @@ internal sealed class TestGateway : IAsyncDisposable
         }
 
         var factory = new AnteroomFactory(all);
-        factory.UseKestrel(0);
+        // Not UseKestrel(0): that rewrites the server's addresses after the app has started binding them itself, a
+        // race that fails now and then under parallel tests (dotnet/aspnetcore#67714). The "urls" setting above
+        // already binds a free loopback port.
+        factory.UseKestrel();
         factory.StartServer();
         var address = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestGateway(factory, simulators, new Uri(address.TrimEnd('/') + "/"));

@@ -261,7 +261,8 @@ internal static class OllamaEndpoints
     internal static OllamaModelEntry Entry(string model, DateTimeOffset modifiedAt)
     {
         string name = model.Contains(':', StringComparison.Ordinal) ? model : model + ":latest";
-        string family = name[..name.IndexOf(':', StringComparison.Ordinal)];
+        // "llama3.1:8b" is of the "llama" family, as Ollama itself reports it.
+        string family = new string([.. name.TakeWhile(char.IsAsciiLetter)]);
         string tag = name[(name.IndexOf(':', StringComparison.Ordinal) + 1)..];
         string digest = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(name)));
         var details = new OllamaModelDetails("", "gguf", family, [family], tag.EndsWith('b') ? tag.ToUpperInvariant() : "", "");
@@ -277,7 +278,7 @@ internal static class OllamaEndpoints
             RefusalReason.UserQueueFull or RefusalReason.UserInFlightLimit => Error(StatusCodes.Status429TooManyRequests, refusal.Message),
             _ => Error(StatusCodes.Status503ServiceUnavailable, refusal.Message),
         };
-        return refusal.RetryAfter is { } retry ? new RetryAfterResult(result, retry) : result;
+        return RetryAfterResult.Wrap(result, refusal.RetryAfter);
     }
 
     internal static IResult Error(int status, string message) =>

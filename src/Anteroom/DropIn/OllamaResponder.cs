@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Text.Json;
+using Anteroom.Gateway;
 using Anteroom.Native;
 using Anteroom.Requests;
 
@@ -136,7 +137,9 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
                 return OllamaEndpoints.Error(StatusCodes.Status409Conflict, $"request cancelled ({request.StopReason})");
             default:
                 var failure = request.Failure!;
-                return OllamaEndpoints.Error(failure.HttpStatus, failure.Message);
+                // Ollama answers 500 for any failure of its own; only a timeout is the queue's 503.
+                int failureStatus = failure.Code == "timeout" ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status500InternalServerError;
+                return RetryAfterResult.Wrap(OllamaEndpoints.Error(failureStatus, failure.Message), failure.RetryAfter);
         }
     }
 }

@@ -192,17 +192,17 @@ internal static class OpenAIEndpoints
 
     private static GenerationRequest Generation(
         FieldReader fields, string? model, List<ChatMessage> messages, GenerationKind kind, string? prompt, int? maxTokens) => new()
-    {
-        Model = model ?? "",
-        Messages = messages,
-        Kind = kind,
-        Prompt = prompt,
-        MaxOutputTokens = maxTokens,
-        Temperature = fields.Number("temperature", 0, 2),
-        TopP = fields.Number("top_p", 0, 1),
-        Seed = fields.Int("seed", int.MinValue, int.MaxValue),
-        Stop = fields.Strings("stop"),
-    };
+        {
+            Model = model ?? "",
+            Messages = messages,
+            Kind = kind,
+            Prompt = prompt,
+            MaxOutputTokens = maxTokens,
+            Temperature = fields.Number("temperature", 0, 2),
+            TopP = fields.Number("top_p", 0, 1),
+            Seed = fields.Int("seed", int.MinValue, int.MaxValue),
+            Stop = fields.Strings("stop"),
+        };
 
     internal static IResult Refused(Refusal refusal, string model)
     {
@@ -218,7 +218,7 @@ internal static class OpenAIEndpoints
         };
         string message = refusal.Reason == RefusalReason.UnknownModel ? $"The model '{model}' does not exist." : refusal.Message;
         var result = Error(status, message, type, refusal.Reason == RefusalReason.UnknownModel ? "model" : null, code);
-        return refusal.RetryAfter is { } retry ? new RetryAfterResult(result, retry) : result;
+        return RetryAfterResult.Wrap(result, refusal.RetryAfter);
     }
 
     internal static IResult Error(int status, string message, string type, string? param, string? code) =>

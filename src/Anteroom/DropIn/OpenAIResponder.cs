@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using Anteroom.Gateway;
 using Anteroom.Native;
 using Anteroom.Requests;
 
@@ -177,7 +178,7 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
                 return OpenAIEndpoints.Error(StatusCodes.Status409Conflict, $"The request was cancelled ({request.StopReason}).", "api_error", null, "cancelled");
             default:
                 var failure = request.Failure!;
-                return OpenAIEndpoints.Error(failure.HttpStatus, failure.Message, "api_error", null, failure.Code);
+                return RetryAfterResult.Wrap(OpenAIEndpoints.Error(failure.HttpStatus, failure.Message, "api_error", null, failure.Code), failure.RetryAfter);
         }
     }
 

@@ -353,7 +353,8 @@ internal static class NativeEndpoints
                 return Error(StatusCodes.Status409Conflict, "cancelled", $"The request was cancelled ({cancelled.Reason}).");
             default:
                 var failure = request.Failure!;
-                return Error(failure.HttpStatus, failure.Code, failure.Message);
+                long? retryMs = failure.RetryAfter is { } retry ? (long)Math.Ceiling(retry.TotalMilliseconds) : null;
+                return RetryAfterResult.Wrap(Error(failure.HttpStatus, failure.Code, failure.Message, retryAfterMs: retryMs), failure.RetryAfter);
         }
     }
 

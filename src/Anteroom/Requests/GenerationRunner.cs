@@ -354,7 +354,8 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
     private static void EndFailed(LiveRequest request, RequestFailure failure)
     {
         request.Failure = failure;
-        request.End("error", Serialize(new ErrorEvent(failure.Code, failure.Message, null), NativeJson.Default.ErrorEvent));
+        long? retryAfterMs = failure.RetryAfter is { } retry ? (long)Math.Ceiling(retry.TotalMilliseconds) : null;
+        request.End("error", Serialize(new ErrorEvent(failure.Code, failure.Message, retryAfterMs), NativeJson.Default.ErrorEvent));
     }
 
     private static void EndCancelled(LiveRequest request) =>
@@ -375,7 +376,11 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         if (outcome == TicketOutcome.TimedOut)
         {
             var waited = time.GetUtcNow() - request.Ticket.ArrivedAt;
-            EndFailed(request, new RequestFailure("timeout", $"Waited {waited.TotalSeconds:0} s for a slot without getting one."));
+            var retryAfter = scheduler.EstimateWait(request.Ticket.Model);
+            EndFailed(request, new RequestFailure("timeout", $"Waited {waited.TotalSeconds:0.#} s for a slot without getting one.")
+            {
+                RetryAfter = retryAfter is { } wait && wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : retryAfter,
+            });
             return;
         }
 

@@ -11,6 +11,9 @@ internal sealed record RequestEnding(string Type, byte[] Data);
 /// <summary>Why a request failed: a code, a message, and whether the client already saw the backend's own error.</summary>
 internal sealed record RequestFailure(string Code, string Message, bool RelayedToClient = false)
 {
+    /// <summary>When trying again is worthwhile (a timeout's queue estimate).</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
     /// <summary>The status an API answers with when it can still choose one.</summary>
     public int HttpStatus => Code switch
     {
