@@ -27,12 +27,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     return;
                 }
 
-                bool retry = Mode(request, lease) switch
-                {
-                    RunMode.Relay => await RelayOnBackendAsync(request, lease),
-                    RunMode.Embed => await EmbedOnBackendAsync(request, lease),
-                    _ => await RunOnBackendAsync(request, lease),
-                };
+                bool retry = await AttemptAsync(request, lease);
                 if (!retry)
                 {
                     return;
@@ -92,52 +87,67 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
     }
 
     /// <summary>Runs one dispatch attempt. Returns true when the ticket went back to the queue for another attempt.</summary>
-    private async Task<bool> RunOnBackendAsync(LiveRequest request, SlotLease lease)
+    private async Task<bool> TranslateAsync(LiveRequest request, SlotLease lease, CancellationToken cancellationToken)
     {
         var ticket = request.Ticket;
-        using var run = CancellationTokenSource.CreateLinkedTokenSource(request.Stopping, ticket.Aborted);
         int tokens = 0;
+
+        await foreach (var chunk in pool.Client(lease.Backend).StreamChatAsync(request.Generation, cancellationToken))
+        {
+            switch (chunk.Kind)
+            {
+                case GenerationChunkKind.Token:
+                    if (tokens++ == 0)
+                    {
+                        lease.MarkFirstToken();
+                    }
+
+                    request.Text.Append(chunk.Text);
+                    request.Events.Append("token", Serialize(new TokenEvent(chunk.Text!), NativeJson.Default.TokenEvent));
+                    break;
+
+                case GenerationChunkKind.Done:
+                    pool.ReportSuccess(lease.Backend);
+                    EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, tokens));
+                    return false;
+
+                case GenerationChunkKind.Error:
+                    var error = chunk.Error!;
+                    pool.ReportFailure(lease.Backend, error);
+                    if (tokens == 0)
+                    {
+                        return TryRetry(request, lease, error);
+                    }
+
+                    lease.Fail();
+                    EndFailed(request, new RequestFailure("backend_error", $"Backend {lease.Backend} failed mid-answer: {error.Message}"));
+                    return false;
+            }
+        }
+
+        // The client contract ends every stream with done or error; treat anything else as a lost backend.
+        lease.Fail();
+        EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
+        return false;
+    }
+
+    /// <summary>
+    /// Runs one dispatch attempt in the mode its backend calls for, with the request's stop and the ticket's abort
+    /// linked into the backend call. A stopped attempt ends as cancelled; the slot is freed on every path. Returns
+    /// true when the ticket went back to the queue for another attempt.
+    /// </summary>
+    private async Task<bool> AttemptAsync(LiveRequest request, SlotLease lease)
+    {
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(request.Stopping, request.Ticket.Aborted);
         try
         {
             AppendStarted(request, lease);
-
-            await foreach (var chunk in pool.Client(lease.Backend).StreamChatAsync(request.Generation, run.Token))
+            return Mode(request, lease) switch
             {
-                switch (chunk.Kind)
-                {
-                    case GenerationChunkKind.Token:
-                        if (tokens++ == 0)
-                        {
-                            lease.MarkFirstToken();
-                        }
-
-                        request.Text.Append(chunk.Text);
-                        request.Events.Append("token", Serialize(new TokenEvent(chunk.Text!), NativeJson.Default.TokenEvent));
-                        break;
-
-                    case GenerationChunkKind.Done:
-                        pool.ReportSuccess(lease.Backend);
-                        EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, tokens));
-                        return false;
-
-                    case GenerationChunkKind.Error:
-                        var error = chunk.Error!;
-                        pool.ReportFailure(lease.Backend, error);
-                        if (tokens == 0)
-                        {
-                            return TryRetry(request, lease, error);
-                        }
-
-                        lease.Fail();
-                        EndFailed(request, new RequestFailure("backend_error", $"Backend {lease.Backend} failed mid-answer: {error.Message}"));
-                        return false;
-                }
-            }
-
-            // The client contract ends every stream with done or error; treat anything else as a lost backend.
-            lease.Fail();
-            EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
-            return false;
+                RunMode.Relay => await RelayAsync(request, lease, run.Token),
+                RunMode.Embed => await EmbedAsync(request, lease, run.Token),
+                _ => await TranslateAsync(request, lease, run.Token),
+            };
         }
         catch (OperationCanceledException) when (run.IsCancellationRequested)
         {
@@ -147,7 +157,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         }
         finally
         {
-            // Ends the lease as cancelled only if no branch above ended it: the slot is free on every path.
+            // Ends the lease as cancelled only if the attempt did not end it: the slot is free on every path.
             lease.Dispose();
         }
     }
@@ -186,139 +196,109 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
     /// Relays the client's own body to a backend of the same protocol and the backend's bytes back unchanged,
     /// counting generated pieces as they pass. Returns true when the ticket went back to the queue.
     /// </summary>
-    private async Task<bool> RelayOnBackendAsync(LiveRequest request, SlotLease lease)
+    private async Task<bool> RelayAsync(LiveRequest request, SlotLease lease, CancellationToken cancellationToken)
     {
         var ticket = request.Ticket;
         var payload = request.Arrival.Relay!;
-        using var run = CancellationTokenSource.CreateLinkedTokenSource(request.Stopping, ticket.Aborted);
         int pieces = 0;
         bool relayed = false;
         RelayChunk? head = null;
         RelayChunk? errorHead = null;
         byte[]? errorBody = null;
-        try
+        await foreach (var chunk in pool.Client(lease.Backend).RelayAsync(new RelayRequest(payload.Path, payload.Body, payload.Streaming), cancellationToken))
         {
-            AppendStarted(request, lease);
-            await foreach (var chunk in pool.Client(lease.Backend).RelayAsync(new RelayRequest(payload.Path, payload.Body, payload.Streaming), run.Token))
+            switch (chunk.Kind)
             {
-                switch (chunk.Kind)
-                {
-                    case RelayChunkKind.Head when chunk.StatusCode >= 400:
-                        // Held back: a backend failure may still be retried elsewhere before the client sees it.
-                        errorHead = chunk;
-                        break;
+                case RelayChunkKind.Head when chunk.StatusCode >= 400:
+                    // Held back: a backend failure may still be retried elsewhere before the client sees it.
+                    errorHead = chunk;
+                    break;
 
-                    case RelayChunkKind.Head:
-                        head = chunk;
-                        break;
+                case RelayChunkKind.Head:
+                    head = chunk;
+                    break;
 
-                    case RelayChunkKind.Data when errorHead is not null:
-                        errorBody = chunk.Bytes.ToArray();
-                        break;
+                case RelayChunkKind.Data when errorHead is not null:
+                    errorBody = chunk.Bytes.ToArray();
+                    break;
 
-                    case RelayChunkKind.Data:
-                        if (chunk.ContentPieces > 0 && pieces == 0)
-                        {
-                            lease.MarkFirstToken();
-                        }
+                case RelayChunkKind.Data:
+                    if (chunk.ContentPieces > 0 && pieces == 0)
+                    {
+                        lease.MarkFirstToken();
+                    }
 
-                        pieces += chunk.ContentPieces;
-                        if (!relayed)
-                        {
-                            // From the first relayed byte on, the client's answer is this backend's.
-                            request.RelayedStatus = head?.StatusCode ?? StatusCodes.Status200OK;
-                            request.RelayedContentType = head?.ContentType;
-                            relayed = true;
-                        }
+                    pieces += chunk.ContentPieces;
+                    if (!relayed)
+                    {
+                        // From the first relayed byte on, the client's answer is this backend's.
+                        request.RelayedStatus = head?.StatusCode ?? StatusCodes.Status200OK;
+                        request.RelayedContentType = head?.ContentType;
+                        relayed = true;
+                    }
 
-                        request.Events.Append("raw", chunk.Bytes.ToArray());
-                        break;
+                    request.Events.Append("raw", chunk.Bytes.ToArray());
+                    break;
 
-                    case RelayChunkKind.Done:
-                        pool.ReportSuccess(lease.Backend);
-                        EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, pieces));
-                        return false;
+                case RelayChunkKind.Done:
+                    pool.ReportSuccess(lease.Backend);
+                    EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, pieces));
+                    return false;
 
-                    case RelayChunkKind.Failed:
-                        var error = chunk.Error!;
-                        pool.ReportFailure(lease.Backend, error);
-                        if (!relayed && IsWorthRetrying(error))
-                        {
-                            return TryRetry(request, lease, error);
-                        }
+                case RelayChunkKind.Failed:
+                    var error = chunk.Error!;
+                    pool.ReportFailure(lease.Backend, error);
+                    if (!relayed && IsWorthRetrying(error))
+                    {
+                        return TryRetry(request, lease, error);
+                    }
 
-                        lease.Fail();
-                        if (!relayed && errorHead is { } refusal)
-                        {
-                            // The backend refused the request itself (a 4xx): the client gets its answer as it was.
-                            request.RelayedStatus = refusal.StatusCode;
-                            request.RelayedContentType = refusal.ContentType;
-                            request.Events.Append("raw", errorBody ?? []);
-                            EndFailed(request, new RequestFailure("backend_error", error.Message, RelayedToClient: true));
-                        }
-                        else
-                        {
-                            EndFailed(request, new RequestFailure("backend_error", error.Message, chunk.ErrorWasRelayed));
-                        }
+                    lease.Fail();
+                    if (!relayed && errorHead is { } refusal)
+                    {
+                        // The backend refused the request itself (a 4xx): the client gets its answer as it was.
+                        request.RelayedStatus = refusal.StatusCode;
+                        request.RelayedContentType = refusal.ContentType;
+                        request.Events.Append("raw", errorBody ?? []);
+                        EndFailed(request, new RequestFailure("backend_error", error.Message, RelayedToClient: true));
+                    }
+                    else
+                    {
+                        EndFailed(request, new RequestFailure("backend_error", error.Message, chunk.ErrorWasRelayed));
+                    }
 
-                        return false;
-                }
+                    return false;
             }
+        }
 
-            lease.Fail();
-            EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
-            return false;
-        }
-        catch (OperationCanceledException) when (run.IsCancellationRequested)
-        {
-            lease.Cancel();
-            EndCancelled(request);
-            return false;
-        }
-        finally
-        {
-            lease.Dispose();
-        }
+        lease.Fail();
+        EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
+        return false;
     }
 
     /// <summary>Embeds through the backend's own API (the client spoke the other protocol).</summary>
-    private async Task<bool> EmbedOnBackendAsync(LiveRequest request, SlotLease lease)
+    private async Task<bool> EmbedAsync(LiveRequest request, SlotLease lease, CancellationToken cancellationToken)
     {
         var ticket = request.Ticket;
-        using var run = CancellationTokenSource.CreateLinkedTokenSource(request.Stopping, ticket.Aborted);
-        try
+        var result = await pool.Client(lease.Backend).EmbedAsync(ticket.Model, request.Arrival.EmbeddingInputs!, cancellationToken);
+        if (result.Error is { } error)
         {
-            AppendStarted(request, lease);
-            var result = await pool.Client(lease.Backend).EmbedAsync(ticket.Model, request.Arrival.EmbeddingInputs!, run.Token);
-            if (result.Error is { } error)
+            pool.ReportFailure(lease.Backend, error);
+            if (IsWorthRetrying(error))
             {
-                pool.ReportFailure(lease.Backend, error);
-                if (IsWorthRetrying(error))
-                {
-                    return TryRetry(request, lease, error);
-                }
-
-                lease.Fail();
-                EndFailed(request, new RequestFailure("backend_error", error.Message));
-                return false;
+                return TryRetry(request, lease, error);
             }
 
-            pool.ReportSuccess(lease.Backend);
-            lease.MarkFirstToken();
-            request.Embeddings = result.Vectors;
-            EndCompleted(request, lease, "stop", new GenerationUsage(result.PromptTokens, 0));
+            lease.Fail();
+            EndFailed(request, new RequestFailure("backend_error", error.Message));
             return false;
         }
-        catch (OperationCanceledException) when (run.IsCancellationRequested)
-        {
-            lease.Cancel();
-            EndCancelled(request);
-            return false;
-        }
-        finally
-        {
-            lease.Dispose();
-        }
+
+        pool.ReportSuccess(lease.Backend);
+        lease.MarkFirstToken();
+        request.Embeddings = result.Vectors;
+        EndCompleted(request, lease, "stop", new GenerationUsage(result.PromptTokens, 0));
+        return false;
     }
 
     /// <summary>A backend's own refusal of the request (a 4xx) would be the same anywhere; anything else may not be.</summary>
