@@ -1,13 +1,12 @@
 namespace Anteroom.Scheduling;
 
-/// <summary>A user's standing: its virtual token counter and its tickets.</summary>
+/// <summary>A user's standing: its tickets and, per model, its virtual token counter.</summary>
 internal sealed class UserAccount
 {
-    private readonly Dictionary<string, LinkedList<Ticket>> _waitingByModel = new(StringComparer.Ordinal);
-
-    // One counter per model: each model's queue has its own virtual clock, so a counter moved on one model's clock
+    // One lane per model: each model's queue has its own virtual clock, so a counter moved on one model's clock
     // means nothing on another's (a cheap request on an idle model must not wipe out a backlog's debt elsewhere).
-    private readonly Dictionary<string, double> _finishTags = new(StringComparer.Ordinal);
+    // Lanes stay after they empty: the counter must outlive the tickets.
+    private readonly Dictionary<string, UserLane> _lanes = new(StringComparer.Ordinal);
 
     public UserAccount(string owner) => Owner = owner;
 
@@ -21,68 +20,127 @@ internal sealed class UserAccount
 
     public bool IsIdle => Waiting == 0 && Running.Count == 0;
 
-    public int WaitingOn(string model) => _waitingByModel.TryGetValue(model, out var list) ? list.Count : 0;
+    /// <summary>The user's lane for the queue's model, made on first use.</summary>
+    public UserLane Lane(ModelQueue queue)
+    {
+        if (!_lanes.TryGetValue(queue.Model, out var lane))
+        {
+            lane = new UserLane(this, queue);
+            _lanes[queue.Model] = lane;
+        }
+
+        return lane;
+    }
 
     public IEnumerable<Ticket> FirstWaitingPerModel()
     {
-        foreach (var list in _waitingByModel.Values)
+        foreach (var lane in _lanes.Values)
         {
-            yield return list.First!.Value;
+            if (lane.First is { } first)
+            {
+                yield return first;
+            }
         }
     }
+}
+
+/// <summary>
+/// One user's waiting tickets for one model, oldest first, linked through the tickets themselves (no node to
+/// allocate, O(1) removal), and the user's virtual counter on that model's clock.
+/// </summary>
+internal sealed class UserLane
+{
+    public UserLane(UserAccount account, ModelQueue queue)
+    {
+        Account = account;
+        Queue = queue;
+    }
+
+    public UserAccount Account { get; }
+
+    public ModelQueue Queue { get; }
+
+    public Ticket? First;
+
+    public Ticket? Last;
+
+    public int Count;
 
     /// <summary>Virtual finish tag of the user's latest ticket for the model: service received (and queued) per unit of weight.</summary>
-    public double FinishTag(string model) => _finishTags.GetValueOrDefault(model);
-
-    public void SetFinishTag(string model, double tag) => _finishTags[model] = tag;
+    public double FinishTag;
 
     /// <summary>The start tag of the user's newest waiting ticket for the model (the largest: tags only grow).</summary>
-    public double LastWaitingTag(string model) =>
-        _waitingByModel.TryGetValue(model, out var list) ? list.Last!.Value.Tag : double.NegativeInfinity;
+    public double LastWaitingTag => Last?.Tag ?? double.NegativeInfinity;
 
     /// <summary>Adds a waiting ticket and keeps the model's set of sole waiting tickets in step.</summary>
-    public void AddWaiting(Ticket ticket, ModelQueue queue, bool atFront)
+    public void Add(Ticket ticket, bool atFront)
     {
-        if (!_waitingByModel.TryGetValue(ticket.Model, out var list))
+        var singles = Queue.Singles;
+        if (Count == 1)
         {
-            list = new LinkedList<Ticket>();
-            _waitingByModel[ticket.Model] = list;
+            singles.Remove(First!);
         }
 
-        if (list.Count == 1)
+        if (First is null)
         {
-            queue.Singles.Remove(list.First!.Value);
+            First = Last = ticket;
+        }
+        else if (atFront)
+        {
+            ticket.LaneNext = First;
+            First.LanePrevious = ticket;
+            First = ticket;
+        }
+        else
+        {
+            ticket.LanePrevious = Last;
+            Last!.LaneNext = ticket;
+            Last = ticket;
         }
 
-        ticket.OwnerNode = atFront ? list.AddFirst(ticket) : list.AddLast(ticket);
-        if (list.Count == 1)
+        if (++Count == 1)
         {
-            queue.Singles.Add(ticket);
+            singles.Add(ticket);
         }
 
-        Waiting++;
+        Account.Waiting++;
     }
 
-    public void RemoveWaiting(Ticket ticket, ModelQueue queue)
+    public void Remove(Ticket ticket)
     {
-        var list = _waitingByModel[ticket.Model];
-        if (list.Count == 1)
+        var singles = Queue.Singles;
+        if (Count == 1)
         {
-            queue.Singles.Remove(ticket);
+            singles.Remove(ticket);
         }
 
-        list.Remove(ticket.OwnerNode!);
-        ticket.OwnerNode = null;
-        if (list.Count == 1)
+        var previous = ticket.LanePrevious;
+        var next = ticket.LaneNext;
+        if (previous is null)
         {
-            queue.Singles.Add(list.First!.Value);
+            First = next;
         }
-        else if (list.Count == 0)
+        else
         {
-            _waitingByModel.Remove(ticket.Model);
+            previous.LaneNext = next;
         }
 
-        Waiting--;
+        if (next is null)
+        {
+            Last = previous;
+        }
+        else
+        {
+            next.LanePrevious = previous;
+        }
+
+        ticket.LanePrevious = ticket.LaneNext = null;
+        if (--Count == 1)
+        {
+            singles.Add(First!);
+        }
+
+        Account.Waiting--;
     }
 }
 
@@ -103,17 +161,11 @@ internal sealed class ModelQueue
     public readonly TicketTree Waiting = new();
 
     /// <summary>Tickets that are their owner's only waiting ticket for this model.</summary>
-    public readonly SortedSet<Ticket> Singles = new(TicketKeyComparer.Instance);
+    /// <remarks>Only the last of them is ever asked for; a ticket tree gives it without allocating per change.</remarks>
+    public readonly TicketTree Singles = new();
 
     /// <summary>Start tag of the latest dispatch: the model's virtual time.</summary>
     public double VirtualTime;
-}
-
-internal sealed class TicketKeyComparer : IComparer<Ticket>
-{
-    public static readonly TicketKeyComparer Instance = new();
-
-    public int Compare(Ticket? x, Ticket? y) => x!.CompareKey(y!);
 }
 
 /// <summary>A backend's slots as the scheduler accounts them.</summary>

@@ -28,7 +28,7 @@ public sealed class Scheduler : IDisposable
     private readonly Dictionary<string, int> _backendByName = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ModelQueue> _queues = new(StringComparer.Ordinal);
     private readonly Dictionary<string, UserAccount> _users = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Ticket> _live = new(StringComparer.Ordinal);
+    private readonly LiveTickets _live = new();
     // Ids, not tickets: an entry stays until it reaches the top, long after its ticket ran or was cancelled, and must
     // not keep the ended ticket (and all it references) reachable until then.
     private readonly PriorityQueue<string, long> _deadlines = new();
@@ -162,7 +162,7 @@ public sealed class Scheduler : IDisposable
         Ticket? ticket;
         lock (_lock)
         {
-            _live.TryGetValue(id, out ticket);
+            ticket = _live.Find(id);
         }
 
         return ticket is not null && Cancel(ticket);
@@ -204,7 +204,7 @@ public sealed class Scheduler : IDisposable
     {
         lock (_lock)
         {
-            return _live.GetValueOrDefault(id);
+            return _live.Find(id);
         }
     }
 
@@ -219,7 +219,7 @@ public sealed class Scheduler : IDisposable
                 return null;
             }
 
-            var queue = _queues[ticket.Model];
+            var queue = ticket.Lane!.Queue;
             int position = queue.Waiting.Rank(ticket) + 1;
             return new WaitingPlace(position, queue.Waiting.Count, EstimateWaitLocked(queue, position));
         }
@@ -393,7 +393,7 @@ public sealed class Scheduler : IDisposable
             var ticket = lease.Ticket;
             var now = Now;
             ReleaseSlotLocked(lease, now);
-            if (ticket.AbortSource.IsCancellationRequested)
+            if (ticket.AbortRequested)
             {
                 EndLocked(ticket, TicketOutcome.Cancelled, now);
                 requeued = false;
@@ -406,13 +406,13 @@ public sealed class Scheduler : IDisposable
             else
             {
                 // Back where it was: its old key sorts before everything that arrived after it.
-                var queue = _queues[ticket.Model];
+                var lane = ticket.Lane!;
                 ticket.State = TicketState.Waiting;
                 ticket.ExcludedBackend = lease.BackendIndex;
                 ticket.DispatchSource = Ticket.NewDispatchSource();
                 ticket.Deadline = now + MaxWaitFor(ticket.RequestedMaxWait);
-                queue.Waiting.Add(ticket);
-                _users[ticket.Owner].AddWaiting(ticket, queue, atFront: true);
+                lane.Queue.Waiting.Add(ticket);
+                lane.Add(ticket, atFront: true);
                 _waiting++;
                 _requeued++;
                 ScheduleDeadlineLocked(ticket);
@@ -429,7 +429,7 @@ public sealed class Scheduler : IDisposable
 
     private Admission AdmitLocked(TicketRequest request, ref AfterLock after)
     {
-        if (_live.ContainsKey(request.Id))
+        if (_live.Find(request.Id) is not null)
         {
             return Refuse(RefusalReason.DuplicateId, $"A request with id '{request.Id}' is already admitted.", null);
         }
@@ -475,7 +475,8 @@ public sealed class Scheduler : IDisposable
         var figures = ModelFiguresLocked(queue);
         double expectedOutput = Math.Min(request.MaxOutputTokens ?? double.MaxValue, figures.OutputTokens);
         double cost = request.PromptTokens + (_options.OutputTokenWeight * expectedOutput);
-        double tag = StartTagLocked(user, queue, cost / request.Weight);
+        var lane = user.Lane(queue);
+        double tag = StartTagLocked(lane, cost / request.Weight);
         long sequence = ++_sequence;
         int position = queue.Waiting.CountBefore(tag, sequence) + 1;
         var estimate = EstimateWaitLocked(queue, position);
@@ -492,17 +493,17 @@ public sealed class Scheduler : IDisposable
         var ticket = new Ticket(request, sequence, cost, expectedOutput, now, now + maxWait)
         {
             Tag = tag,
-            RequestedMaxWait = request.MaxWait,
+            RequestedMaxWait = request.MaxWait ?? TimeSpan.Zero,
+            Lane = lane,
         };
-        ticket.FinishTag = tag + (cost / request.Weight);
         if (_options.Policy == SchedulingPolicy.Fair)
         {
-            user.SetFinishTag(ticket.Model, ticket.FinishTag);
+            lane.FinishTag = ticket.FinishTag;
         }
 
         queue.Waiting.Add(ticket);
-        user.AddWaiting(ticket, queue, atFront: false);
-        _live.Add(ticket.Id, ticket);
+        lane.Add(ticket, atFront: false);
+        _live.Add(ticket);
         _waiting++;
         _admitted++;
         ScheduleDeadlineLocked(ticket);
@@ -511,15 +512,16 @@ public sealed class Scheduler : IDisposable
         return Admission.Admitted(ticket);
     }
 
-    private double StartTagLocked(UserAccount user, ModelQueue queue, double normalisedCost)
+    private double StartTagLocked(UserLane lane, double normalisedCost)
     {
         if (_options.Policy == SchedulingPolicy.Fifo)
         {
             return 0;
         }
 
-        double start = user.FinishTag(queue.Model);
-        if (user.WaitingOn(queue.Model) == 0)
+        var queue = lane.Queue;
+        double start = lane.FinishTag;
+        if (lane.Count == 0)
         {
             // Returning to this model: no credit saved while idle, and at most one request's worth of old debt.
             start = Math.Clamp(start, queue.VirtualTime, queue.VirtualTime + normalisedCost);
@@ -607,10 +609,10 @@ public sealed class Scheduler : IDisposable
     private void StartLocked(Ticket ticket, BackendState backend, ref AfterLock after)
     {
         var now = Now;
-        var queue = _queues[ticket.Model];
+        var lane = ticket.Lane!;
+        var queue = lane.Queue;
         queue.Waiting.Remove(ticket);
-        var user = _users[ticket.Owner];
-        user.RemoveWaiting(ticket, queue);
+        lane.Remove(ticket);
         _waiting--;
         queue.VirtualTime = Math.Max(queue.VirtualTime, ticket.Tag);
 
@@ -623,7 +625,7 @@ public sealed class Scheduler : IDisposable
         backend.Account(now);
         var lease = new SlotLease(this, ticket, backend.Index, backend.Name, now);
         backend.Running.Add(lease);
-        user.Running.Add(lease);
+        lane.Account.Running.Add(lease);
         _running++;
         _peakRunning = Math.Max(_peakRunning, _running);
         ticket.State = TicketState.Running;
@@ -638,22 +640,21 @@ public sealed class Scheduler : IDisposable
         var backend = _backends[lease.BackendIndex];
         backend.Account(now);
         backend.Running.Remove(lease);
-        _users[lease.Ticket.Owner].Running.Remove(lease);
+        lease.Ticket.Lane!.Account.Running.Remove(lease);
         _running--;
         lease.Ticket.Lease = null;
     }
 
     private void EndWaitingLocked(Ticket ticket, TicketOutcome outcome, ref AfterLock after)
     {
-        var queue = _queues[ticket.Model];
-        queue.Waiting.Remove(ticket);
-        var user = _users[ticket.Owner];
-        user.RemoveWaiting(ticket, queue);
+        var lane = ticket.Lane!;
+        lane.Queue.Waiting.Remove(ticket);
+        lane.Remove(ticket);
         _waiting--;
-        if (_options.Policy == SchedulingPolicy.Fair && user.FinishTag(ticket.Model) == ticket.FinishTag)
+        if (_options.Policy == SchedulingPolicy.Fair && lane.FinishTag == ticket.FinishTag)
         {
             // It was the owner's latest ticket and never ran: take back what it had booked.
-            user.SetFinishTag(ticket.Model, ticket.Tag);
+            lane.FinishTag = ticket.Tag;
         }
 
         EndLocked(ticket, outcome, Now);
@@ -666,7 +667,7 @@ public sealed class Scheduler : IDisposable
         ticket.State = TicketState.Ended;
         ticket.Outcome = outcome;
         ticket.EndedAt = now;
-        _live.Remove(ticket.Id);
+        _live.Remove(ticket);
         switch (outcome)
         {
             case TicketOutcome.Completed: _completed++; break;
@@ -675,8 +676,7 @@ public sealed class Scheduler : IDisposable
             case TicketOutcome.TimedOut: _timedOut++; break;
         }
 
-        var user = _users[ticket.Owner];
-        if (user.IsIdle && _options.Policy == SchedulingPolicy.Fifo)
+        if (ticket.Lane!.Account.IsIdle && _options.Policy == SchedulingPolicy.Fifo)
         {
             // Under FIFO an idle user has no state worth keeping.
             _users.Remove(ticket.Owner);
@@ -694,10 +694,10 @@ public sealed class Scheduler : IDisposable
         {
             // Charge what was really served: the counter moves by the difference from the estimate, but never
             // below the owner's waiting tickets, so the owner's order stays FIFO.
-            var user = _users[ticket.Owner];
+            var lane = ticket.Lane!;
             double actual = sample.PromptTokens + (_options.OutputTokenWeight * sample.OutputTokens);
-            double corrected = user.FinishTag(ticket.Model) + ((actual - ticket.Cost) / ticket.Weight);
-            user.SetFinishTag(ticket.Model, Math.Max(corrected, user.LastWaitingTag(ticket.Model)));
+            double corrected = lane.FinishTag + ((actual - ticket.Cost) / ticket.Weight);
+            lane.FinishTag = Math.Max(corrected, lane.LastWaitingTag);
         }
     }
 
@@ -809,7 +809,7 @@ public sealed class Scheduler : IDisposable
         var earliest = TimeSpan.MaxValue;
         foreach (var ticket in user.FirstWaitingPerModel())
         {
-            var queue = _queues[ticket.Model];
+            var queue = ticket.Lane!.Queue;
             var wait = EstimateWaitLocked(queue, queue.Waiting.Rank(ticket) + 1);
             earliest = wait < earliest ? wait : earliest;
         }
@@ -834,7 +834,7 @@ public sealed class Scheduler : IDisposable
 
         // Everything the user has is waiting: the first of it must start and finish.
         var firstStart = EarliestDispatchLocked(user);
-        var anyQueue = _queues[user.FirstWaitingPerModel().First().Model];
+        var anyQueue = user.FirstWaitingPerModel().First().Lane!.Queue;
         return firstStart + TimeSpan.FromMilliseconds(ModelServiceMsLocked(anyQueue));
     }
 
@@ -854,7 +854,7 @@ public sealed class Scheduler : IDisposable
 
     private void ScheduleDeadlineLocked(Ticket ticket)
     {
-        long due = ticket.Deadline.UtcTicks;
+        long due = ticket.DeadlineTicks;
         _deadlines.Enqueue(ticket.Id, due);
         if (due < _armedDeadline)
         {
@@ -885,7 +885,8 @@ public sealed class Scheduler : IDisposable
             while (_deadlines.TryPeek(out string? id, out long due))
             {
                 // Entries of tickets that ran, ended or were requeued with a new deadline are stale: drop them.
-                bool current = _live.TryGetValue(id, out var ticket) && ticket.State == TicketState.Waiting && ticket.Deadline.UtcTicks == due;
+                var ticket = _live.Find(id);
+                bool current = ticket is not null && ticket.State == TicketState.Waiting && ticket.DeadlineTicks == due;
                 if (current && due > now)
                 {
                     ArmDeadlineTimerLocked(due);
@@ -904,31 +905,58 @@ public sealed class Scheduler : IDisposable
     }
 
     /// <summary>Work that must wait until the lock is released: completing waiters, aborting runs, announcing.</summary>
+    /// <remarks>Nearly every operation completes one waiter at most, so the first is held inline and lists are only made for more.</remarks>
     private struct AfterLock
     {
-        private List<(TaskCompletionSource<Dispatch> Source, Dispatch Result)>? _results;
-        private List<CancellationTokenSource>? _aborts;
+        private TaskCompletionSource<Dispatch>? _source;
+        private Dispatch _result;
+        private List<(TaskCompletionSource<Dispatch> Source, Dispatch Result)>? _moreResults;
+        private CancellationTokenSource? _abort;
+        private List<CancellationTokenSource>? _moreAborts;
         private bool _changed;
 
-        public void Complete(TaskCompletionSource<Dispatch> source, Dispatch result) => (_results ??= []).Add((source, result));
+        public void Complete(TaskCompletionSource<Dispatch> source, Dispatch result)
+        {
+            if (_source is null)
+            {
+                _source = source;
+                _result = result;
+            }
+            else
+            {
+                (_moreResults ??= []).Add((source, result));
+            }
+        }
 
-        public void Abort(CancellationTokenSource source) => (_aborts ??= []).Add(source);
+        public void Abort(CancellationTokenSource source)
+        {
+            if (_abort is null)
+            {
+                _abort = source;
+            }
+            else
+            {
+                (_moreAborts ??= []).Add(source);
+            }
+        }
 
         public void Changed() => _changed = true;
 
         public readonly void Run(ChangeFeed changes)
         {
-            if (_results is not null)
+            _source?.TrySetResult(_result);
+            if (_moreResults is not null)
             {
-                foreach (var (source, result) in _results)
+                foreach (var (source, result) in _moreResults)
                 {
                     source.TrySetResult(result);
                 }
             }
 
-            if (_aborts is not null)
+            _abort?.Cancel();
+            if (_moreAborts is not null)
             {
-                foreach (var source in _aborts)
+                foreach (var source in _moreAborts)
                 {
                     source.Cancel();
                 }

@@ -7,7 +7,12 @@ namespace Anteroom.Scheduling;
 /// </summary>
 public sealed class SlotLease : IDisposable
 {
+    // Instants as UTC ticks (the scheduler's clock is UTC), to keep a lease per dispatch small; ticks are never
+    // negative, so NotYet marks a first token that has not come.
+    private const long NotYet = -1;
     private readonly Scheduler _scheduler;
+    private readonly long _startedAt;
+    private long _firstTokenAt = NotYet;
     private int _ended;
 
     internal SlotLease(Scheduler scheduler, Ticket ticket, int backendIndex, string backendName, DateTimeOffset startedAt)
@@ -16,7 +21,7 @@ public sealed class SlotLease : IDisposable
         Ticket = ticket;
         BackendIndex = backendIndex;
         Backend = backendName;
-        StartedAt = startedAt;
+        _startedAt = startedAt.UtcTicks;
     }
 
     /// <summary>The ticket holding the slot.</summary>
@@ -26,17 +31,24 @@ public sealed class SlotLease : IDisposable
     public string Backend { get; }
 
     /// <summary>When the slot was given.</summary>
-    public DateTimeOffset StartedAt { get; }
+    public DateTimeOffset StartedAt => new(_startedAt, TimeSpan.Zero);
 
     /// <summary>When the first token arrived, once it has.</summary>
-    public DateTimeOffset? FirstTokenAt { get; private set; }
+    public DateTimeOffset? FirstTokenAt
+    {
+        get
+        {
+            long ticks = Volatile.Read(ref _firstTokenAt);
+            return ticks == NotYet ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+        }
+    }
 
     internal int BackendIndex { get; }
 
     internal bool IsEnded => Volatile.Read(ref _ended) != 0;
 
     /// <summary>Records the first token (for time-to-first-token estimates); later calls do nothing.</summary>
-    public void MarkFirstToken() => FirstTokenAt ??= _scheduler.Now;
+    public void MarkFirstToken() => Interlocked.CompareExchange(ref _firstTokenAt, _scheduler.Now.UtcTicks, NotYet);
 
     /// <summary>Ends the ticket as completed and records what the generation measured.</summary>
     public void Complete(int promptTokens, int outputTokens)

@@ -90,6 +90,21 @@ public sealed class CancellationTests
     }
 
     [Fact]
+    public void Cancel_WhenRunning_FiresTheTokenTheHolderTookBefore()
+    {
+        // The abort source is made on first use: a token taken before the cancel must be the one it fires.
+        using var h = new SchedulerHarness();
+        var running = h.Admit("a");
+        var aborted = running.Aborted;
+
+        Assert.False(aborted.IsCancellationRequested);
+        Assert.True(h.Scheduler.Cancel(running));
+
+        Assert.True(aborted.IsCancellationRequested);
+        Assert.Equal(aborted, running.Aborted);
+    }
+
+    [Fact]
     public void Dispose_OfAbortedLease_EndsTicketCancelledAndRunsTheNext()
     {
         using var h = new SchedulerHarness();
