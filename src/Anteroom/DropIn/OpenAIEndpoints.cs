@@ -1,12 +1,9 @@
-using System.Globalization;
 using System.Text.Json;
 using Anteroom.Backends;
-using Anteroom.Configuration;
 using Anteroom.Gateway;
 using Anteroom.Identity;
 using Anteroom.Requests;
 using Anteroom.Scheduling;
-using Microsoft.Extensions.Options;
 
 namespace Anteroom.DropIn;
 
