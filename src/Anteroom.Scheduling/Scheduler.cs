@@ -121,6 +121,11 @@ public sealed class Scheduler : IDisposable
             throw new ArgumentOutOfRangeException(nameof(request), "MaxOutputTokens must be at least 1.");
         }
 
+        if (request.MaxInFlight is < 1 || request.MaxWaiting is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(request), "MaxInFlight and MaxWaiting must be at least 1.");
+        }
+
         var after = new AfterLock();
         Admission admission;
         lock (_lock)
@@ -451,17 +456,19 @@ public sealed class Scheduler : IDisposable
             _users[request.Owner] = user;
         }
 
-        if (user.InFlight >= _options.MaxInFlightPerUser)
+        int maxInFlight = Math.Min(_options.MaxInFlightPerUser, request.MaxInFlight ?? int.MaxValue);
+        if (user.InFlight >= maxInFlight)
         {
             return Refuse(RefusalReason.UserInFlightLimit,
-                $"You already have {user.InFlight} requests in flight; the limit is {_options.MaxInFlightPerUser}.",
+                $"You already have {user.InFlight} requests in flight; the limit is {maxInFlight}.",
                 EarliestEndLocked(user));
         }
 
-        if (user.Waiting >= _options.MaxWaitingPerUser)
+        int maxWaiting = Math.Min(_options.MaxWaitingPerUser, request.MaxWaiting ?? int.MaxValue);
+        if (user.Waiting >= maxWaiting)
         {
             return Refuse(RefusalReason.UserQueueFull,
-                $"You already have {user.Waiting} requests waiting; the limit is {_options.MaxWaitingPerUser}.",
+                $"You already have {user.Waiting} requests waiting; the limit is {maxWaiting}.",
                 EarliestDispatchLocked(user));
         }
 

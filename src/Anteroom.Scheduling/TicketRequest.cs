@@ -15,6 +15,12 @@ public sealed record TicketRequest
     /// <summary>Fair-share weight of the owner (its tier); 4 gets four times the share of 1 when contended.</summary>
     public double Weight { get; init; } = 1;
 
+    /// <summary>The owner's own limit on admitted, unfinished tickets (its tier), if lower than the scheduler's.</summary>
+    public int? MaxInFlight { get; init; }
+
+    /// <summary>The owner's own limit on waiting tickets (its tier), if lower than the scheduler's.</summary>
+    public int? MaxWaiting { get; init; }
+
     /// <summary>Estimated prompt tokens.</summary>
     public int PromptTokens { get; init; }
 

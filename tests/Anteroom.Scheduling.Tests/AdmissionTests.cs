@@ -66,6 +66,34 @@ public sealed class AdmissionTests
     }
 
     [Fact]
+    public void Admit_WithOwnersOwnLimits_AppliesTheLowerOfTheirsAndTheSchedulers()
+    {
+        using var h = new SchedulerHarness(new SchedulerOptions { MaxWaitingPerUser = 5, MaxInFlightPerUser = 10 }, Backend("gpu", 1, "m"));
+        TicketRequest Ask(string owner, int? maxWaiting, int? maxInFlight) => new()
+        {
+            Id = Guid.NewGuid().ToString("N"), Owner = owner, Model = "m", MaxWaiting = maxWaiting, MaxInFlight = maxInFlight,
+        };
+
+        h.Admit("bob");
+        Assert.True(h.Scheduler.Admit(Ask("alice", 1, null)).IsAdmitted);
+        var waiting = h.Scheduler.Admit(Ask("alice", 1, null)).Refusal;
+        Assert.Equal(RefusalReason.UserQueueFull, waiting?.Reason);
+        Assert.Contains("the limit is 1", waiting!.Message, StringComparison.Ordinal);
+
+        Assert.True(h.Scheduler.Admit(Ask("carol", null, 2)).IsAdmitted);
+        Assert.True(h.Scheduler.Admit(Ask("carol", null, 2)).IsAdmitted);
+        Assert.Equal(RefusalReason.UserInFlightLimit, h.Scheduler.Admit(Ask("carol", null, 2)).Refusal?.Reason);
+
+        // A tier cannot raise a limit above the scheduler's own.
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.True(h.Scheduler.Admit(Ask("dave", 50, 50)).IsAdmitted);
+        }
+
+        Assert.Equal(RefusalReason.UserQueueFull, h.Scheduler.Admit(Ask("dave", 50, 50)).Refusal?.Reason);
+    }
+
+    [Fact]
     public void Admit_ForModelNoBackendServes_RefusesWithUnknownModelAndNoRetry()
     {
         using var h = new SchedulerHarness();
