@@ -34,7 +34,7 @@ internal sealed partial class SqliteStore
         }
 
         // Read back rather than echo the arguments, so the result carries the stored (millisecond) times.
-        return FindConversation(connection, null, owner, id)!;
+        return (await FindConversationAsync(connection, null, owner, id, cancellationToken).ConfigureAwait(false))!;
     }
 
     public async Task<IReadOnlyList<Conversation>> ListConversationsAsync(string owner, CancellationToken cancellationToken = default)
@@ -53,13 +53,12 @@ internal sealed partial class SqliteStore
         return conversations;
     }
 
-    public Task<Conversation?> FindConversationAsync(string owner, string id, CancellationToken cancellationToken = default)
+    public async Task<Conversation?> FindConversationAsync(string owner, string id, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(owner);
         ArgumentNullException.ThrowIfNull(id);
-        cancellationToken.ThrowIfCancellationRequested();
         using var connection = Connect();
-        return Task.FromResult(FindConversation(connection, null, owner, id));
+        return await FindConversationAsync(connection, null, owner, id, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<ConversationMessage>?> ReadMessagesAsync(
@@ -120,7 +119,7 @@ internal sealed partial class SqliteStore
             return null;
         }
 
-        var renamed = FindConversation(connection, transaction, owner, id);
+        var renamed = await FindConversationAsync(connection, transaction, owner, id, cancellationToken).ConfigureAwait(false);
         transaction.Commit();
         return renamed;
     }
@@ -179,13 +178,14 @@ internal sealed partial class SqliteStore
         return true;
     }
 
-    private static Conversation? FindConversation(SqliteConnection connection, SqliteTransaction? transaction, string owner, string id)
+    private static async Task<Conversation?> FindConversationAsync(
+        SqliteConnection connection, SqliteTransaction? transaction, string owner, string id, CancellationToken cancellationToken)
     {
         using var command = Command(connection, $"{ConversationSelect} WHERE c.owner = @owner AND c.id = @id;", transaction)
             .With("@owner", owner)
             .With("@id", id);
-        using var reader = command.ExecuteReader();
-        return reader.Read() ? ReadConversation(reader) : null;
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadConversation(reader) : null;
     }
 
     private static long? FindConversationKey(SqliteConnection connection, SqliteTransaction transaction, string owner, string id)

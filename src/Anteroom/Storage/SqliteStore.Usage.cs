@@ -11,6 +11,8 @@ internal sealed partial class SqliteStore
     private const string ByTier = "tier";
     private const string ByHour = "at / 3600000";
 
+    // Synchronous inside: Microsoft.Data.Sqlite does its I/O synchronously even behind its async methods, so
+    // awaiting them row by row would only add overhead to the long wait-ordered scans.
     public Task<UsageReport> SummarizeAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
