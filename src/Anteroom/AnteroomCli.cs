@@ -4,13 +4,15 @@ using Microsoft.Extensions.Options;
 
 namespace Anteroom;
 
-/// <summary>The <c>anteroom</c> command line: <c>serve</c> (the default) and <c>simulate</c>.</summary>
+/// <summary>The <c>anteroom</c> command line: <c>serve</c> (the default), <c>simulate</c> and <c>keys</c>.</summary>
 internal static class AnteroomCli
 {
     private const string Usage = """
         Usage:
           anteroom serve [--urls URL] [--Anteroom:Key=Value ...]   run the gateway (the default command)
           anteroom simulate [--urls URL] [--models a,b] [--parallel N] ...   run a simulated model server
+          anteroom keys create --user NAME [--tier T] [--expires 30d] [--admin] [--can-act-for-users]
+          anteroom keys list | anteroom keys revoke KEY_ID
           anteroom help
 
         The gateway reads appsettings.json, ANTEROOM__-style environment variables (e.g. Anteroom__Queue__Policy=fifo)
@@ -36,6 +38,8 @@ internal static class AnteroomCli
                     return await SimulatorCommand.RunAsync(rest, stop.Token);
                 }
 
+            case "keys":
+                return await Identity.KeysCommand.RunAsync(rest, Console.Out, Console.Error);
             case "help" or "--help" or "-h":
                 Console.WriteLine(Usage);
                 return 0;

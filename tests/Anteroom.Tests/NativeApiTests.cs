@@ -144,7 +144,7 @@ public sealed class NativeApiTests
         await using var gateway = await TestGateway.StartAsync(new TestBackend("gpu", TestGateway.FastSimulator()));
         var client = gateway.Client();
 
-        using var models = await client.GetAsync("models", ct);
+        using var models = await client.GetAsync("session", ct);
         string cookie = models.Headers.GetValues("Set-Cookie").Single();
         using var withCookie = new HttpRequestMessage(HttpMethod.Post, "chat") { Content = JsonContent.Create(new { message = "hi" }) };
         withCookie.Headers.Add("Cookie", cookie.Split(';')[0]);

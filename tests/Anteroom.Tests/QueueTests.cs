@@ -72,9 +72,9 @@ public sealed class QueueTests
         simulator.Release();
         var guestEvents = await guest.ReadToEndAsync(ct);
         Assert.Equal("done", guestEvents[^1].Type);
-        var guestStarted = gateway.Registry.FindOwned(guest.RequestId, "user:guest")!.Ticket.FirstDispatchedAt!.Value;
+        var guestStarted = gateway.Registry.Get(guest.RequestId)!.Ticket.FirstDispatchedAt!.Value;
         int floodRunBeforeGuest = flood.Count(s =>
-            gateway.Registry.FindOwned(s.RequestId, "user:flooder")!.Ticket.FirstDispatchedAt is { } started && started < guestStarted);
+            gateway.Registry.Get(s.RequestId)!.Ticket.FirstDispatchedAt is { } started && started < guestStarted);
         Assert.Equal(1, floodRunBeforeGuest);
 
         foreach (var stream in flood)

@@ -24,11 +24,14 @@ internal sealed class TestGateway : IAsyncDisposable
     // leaves does, not read on for up to two seconds (the handler's default) hoping to reuse it.
     private readonly SocketsHttpHandler _handler = new() { PooledConnectionLifetime = TimeSpan.FromMinutes(1), UseCookies = false, MaxResponseDrainSize = 0 };
 
-    private TestGateway(AnteroomFactory factory, Dictionary<string, SimulatedModelServer> simulators, Uri address)
+    private readonly string? _ownDataDirectory;
+
+    private TestGateway(AnteroomFactory factory, Dictionary<string, SimulatedModelServer> simulators, Uri address, string? ownDataDirectory)
     {
         _factory = factory;
         _simulators = simulators;
         Address = address;
+        _ownDataDirectory = ownDataDirectory;
     }
 
     public Uri Address { get; }
@@ -38,6 +41,23 @@ internal sealed class TestGateway : IAsyncDisposable
     public SimulatedModelServer Simulator(string name) => _simulators[name];
 
     public Requests.RequestRegistry Registry => _factory.Services.GetRequiredService<Requests.RequestRegistry>();
+
+    public IServiceProvider Services => _factory.Services;
+
+    /// <summary>A fresh directory for a gateway's data, for tests that restart a gateway on the same data.</summary>
+    public static string NewDataDirectory() => Directory.CreateTempSubdirectory("anteroom-test-").FullName;
+
+    /// <summary>Creates an API key the way the admin API and the command line do; returns its token.</summary>
+    public async Task<string> CreateKeyAsync(string user, string? tier = null, bool admin = false, bool canActForUsers = false, TimeSpan? expiresIn = null)
+    {
+        var issuer = new Anteroom.Identity.KeyIssuer(
+            Services.GetRequiredService<Anteroom.Storage.IKeyStore>(),
+            Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Anteroom.Configuration.AnteroomOptions>>().Value,
+            Services.GetRequiredService<TimeProvider>());
+        var (token, _, problem) = await issuer.IssueAsync(new Anteroom.Identity.KeyOrder(user, tier, expiresIn, admin, canActForUsers));
+        Assert.True(token is not null, problem);
+        return token!;
+    }
 
     /// <summary>Fast simulator timing for tests that do not care about timing.</summary>
     public static SimulatorOptions FastSimulator(int outputTokens = 12) => new()
@@ -99,6 +119,13 @@ internal sealed class TestGateway : IAsyncDisposable
             }
         }
 
+        string? ownDataDirectory = null;
+        if (!settings.ContainsKey("Anteroom:Data:Directory"))
+        {
+            ownDataDirectory = NewDataDirectory();
+            all["Anteroom:Data:Directory"] = ownDataDirectory;
+        }
+
         foreach (var (key, value) in settings)
         {
             all[key] = value;
@@ -111,20 +138,35 @@ internal sealed class TestGateway : IAsyncDisposable
         factory.UseKestrel();
         factory.StartServer();
         var address = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new TestGateway(factory, simulators, new Uri(address.TrimEnd('/') + "/"));
+        return new TestGateway(factory, simulators, new Uri(address.TrimEnd('/') + "/"), ownDataDirectory);
     }
 
-    /// <summary>A client that speaks for one user (the <c>X-User</c> identity).</summary>
+    /// <summary>
+    /// A client that speaks for one user: in open mode, a browser with its own session cookie (derived from the
+    /// name, so the same name is the same browser); with no name, just the client address.
+    /// </summary>
     public HttpClient Client(string? user = null)
     {
         var client = new HttpClient(_handler, disposeHandler: false) { BaseAddress = Address, Timeout = TimeSpan.FromSeconds(60) };
         if (user is not null)
         {
-            client.DefaultRequestHeaders.Add("X-User", user);
+            client.DefaultRequestHeaders.Add("Cookie", $"{Anteroom.Identity.BrowserSession.CookieName}={SessionOf(user)}");
         }
 
         return client;
     }
+
+    /// <summary>A client that presents an API key as the OpenAI SDKs do.</summary>
+    public HttpClient KeyClient(string token)
+    {
+        var client = new HttpClient(_handler, disposeHandler: false) { BaseAddress = Address, Timeout = TimeSpan.FromSeconds(60) };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    /// <summary>The session cookie value of the named test browser.</summary>
+    public static string SessionOf(string user) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(user)))[..32];
 
     /// <summary>Waits, on the scheduler's change signal, until the condition holds.</summary>
     public async Task WaitForSchedulerAsync(Func<SchedulerSnapshot, bool> condition, CancellationToken cancellationToken)
@@ -148,6 +190,12 @@ internal sealed class TestGateway : IAsyncDisposable
         foreach (var simulator in _simulators.Values)
         {
             await simulator.DisposeAsync();
+        }
+
+        if (_ownDataDirectory is not null)
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(_ownDataDirectory, recursive: true);
         }
     }
 

@@ -2,7 +2,8 @@
 // Readiness comes from each process's own "listening" line on stdout; nothing here waits on a timer except the
 // upper bound after which a process that never became ready fails the test.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -153,6 +154,7 @@ export function startProcess(name, args, ready) {
  */
 export class Bed {
   #handles = [];
+  #directories = [];
 
   /** `anteroom simulate` on a free loopback port; resolves (with `url` set) once it listens. `flags` adds faults. */
   simulator(name, models, { parallel = 2, ttftMs = 1, tokensPerSecond = 2000, outputTokens = 12, flags = [] } = {}) {
@@ -177,7 +179,11 @@ export class Bed {
       backend.models.forEach((model, m) => args.push(`${key}:Models:${m}=${model}`));
     });
     // Estimates that match the fast simulators, so no request is refused for a long expected wait.
+    // Each gateway keeps its database and cookie keys in a directory of its own, removed when the bed stops.
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), 'anteroom-node-'));
+    this.#directories.push(dataDirectory);
     const all = {
+      'Data:Directory': dataDirectory,
       'Estimates:TimeToFirstTokenMs': 5,
       'Estimates:TokensPerSecond': 2000,
       'Estimates:OutputTokens': 12,
@@ -212,6 +218,7 @@ export class Bed {
 
   async stop() {
     await Promise.all(this.#handles.map((h) => h.stop()));
+    for (const directory of this.#directories) rmSync(directory, { recursive: true, force: true });
   }
 
   /** Runs `build(this)`; if it throws, stops whatever it started. */

@@ -25,6 +25,89 @@ public sealed class AnteroomOptions
 
     /// <summary>The model used when a native request names none; the first configured model otherwise.</summary>
     public string? DefaultModel { get; set; }
+
+    /// <summary>Who may call, and how callers are told apart.</summary>
+    public AuthOptions Auth { get; set; } = new();
+
+    /// <summary>Named sets of limits; every key names one, and open-mode callers get <see cref="AuthOptions.DefaultTier"/>.</summary>
+    public Dictionary<string, TierOptions> Tiers { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Where Anteroom keeps its database and the keys that protect its cookies.</summary>
+    public DataOptions Data { get; set; } = new();
+
+    /// <summary>How much of a conversation is sent back to the model.</summary>
+    public ConversationOptions Conversations { get; set; } = new();
+
+    /// <summary>Browser origins other than Anteroom's own that may call the API.</summary>
+    public CorsOptions Cors { get; set; } = new();
+
+    /// <summary>The largest request body accepted, in bytes; larger ones get 413.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 4 * 1024 * 1024;
+}
+
+/// <summary>Who may call, and how callers are told apart.</summary>
+public sealed class AuthOptions
+{
+    /// <summary>
+    /// <c>open</c>: anyone may call; a browser is told apart by its session cookie, anything else by its address,
+    /// and a valid key still counts. <c>keys</c>: every API call needs a valid key.
+    /// </summary>
+    public string Mode { get; set; } = "open";
+
+    /// <summary>The tier of callers without a key (open mode).</summary>
+    public string DefaultTier { get; set; } = TierOptions.DefaultName;
+}
+
+/// <summary>One tier: a fair-share weight and the limits of each of its users.</summary>
+public sealed class TierOptions
+{
+    /// <summary>The tier used when none is configured under this name: weight 1, only the queue's own limits.</summary>
+    public const string DefaultName = "default";
+
+    /// <summary>Share of the GPUs when contended: 4 gets four times the share of 1.</summary>
+    public double Weight { get; set; } = 1;
+
+    /// <summary>Requests one user may have admitted and unfinished (never above the queue's own limit).</summary>
+    public int? MaxInFlight { get; set; }
+
+    /// <summary>Requests one user may have waiting (never above the queue's own limit).</summary>
+    public int? MaxWaiting { get; set; }
+
+    /// <summary>Requests one user may start per minute.</summary>
+    public int? RequestsPerMinute { get; set; }
+
+    /// <summary>Prompt and generated tokens one user may use per minute.</summary>
+    public int? TokensPerMinute { get; set; }
+
+    /// <summary>The most tokens one answer may generate; also the limit applied when a request sets none.</summary>
+    public int? MaxOutputTokens { get; set; }
+
+    /// <summary>The models its users may use; empty: every model.</summary>
+    public List<string> Models { get; set; } = [];
+}
+
+/// <summary>Where Anteroom keeps its state.</summary>
+public sealed class DataOptions
+{
+    /// <summary>The data directory; empty: <c>anteroom</c> under the user's local application data (<c>~/.local/share/anteroom</c>).</summary>
+    public string? Directory { get; set; }
+}
+
+/// <summary>How much of a conversation is sent back to the model with each new message.</summary>
+public sealed class ConversationOptions
+{
+    /// <summary>The most earlier messages sent with a new one.</summary>
+    public int MaxHistoryMessages { get; set; } = 40;
+
+    /// <summary>The most estimated tokens of earlier messages sent with a new one; older ones are left out first.</summary>
+    public int MaxHistoryTokens { get; set; } = 8192;
+}
+
+/// <summary>Cross-origin browser access, off unless origins are listed.</summary>
+public sealed class CorsOptions
+{
+    /// <summary>Origins such as <c>https://app.example.com</c> whose pages may call the API.</summary>
+    public List<string> Origins { get; set; } = [];
 }
 
 /// <summary>One model server.</summary>
@@ -112,6 +195,20 @@ public sealed class HealthOptions
 
 internal static class AnteroomOptionsExtensions
 {
+    public static bool RequiresKeys(this AuthOptions auth) => string.Equals(auth.Mode, "keys", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The tier of this name; the built-in default tier when the default name is not configured.</summary>
+    public static TierOptions? FindTier(this AnteroomOptions options, string name) =>
+        options.Tiers.TryGetValue(name, out var tier) ? tier
+        : string.Equals(name, options.Auth.DefaultTier, StringComparison.Ordinal) || name == TierOptions.DefaultName ? new TierOptions()
+        : null;
+
+    /// <summary>The data directory, configured or the default one.</summary>
+    public static string DataDirectory(this AnteroomOptions options) =>
+        string.IsNullOrWhiteSpace(options.Data.Directory)
+            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "anteroom")
+            : Path.GetFullPath(options.Data.Directory);
+
     public static SchedulingPolicy ParsedPolicy(this QueueOptions queue) =>
         string.Equals(queue.Policy, "fifo", StringComparison.OrdinalIgnoreCase) ? SchedulingPolicy.Fifo : SchedulingPolicy.Fair;
 

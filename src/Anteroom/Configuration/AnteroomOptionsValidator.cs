@@ -112,5 +112,64 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
         {
             yield return $"{root}:DefaultModel '{model}' is not served by any configured backend.";
         }
+
+        foreach (var problem in AccessProblems(options))
+        {
+            yield return problem;
+        }
+    }
+
+    private static IEnumerable<string> AccessProblems(AnteroomOptions options)
+    {
+        const string root = AnteroomOptions.Section;
+        if (!string.Equals(options.Auth.Mode, "open", StringComparison.OrdinalIgnoreCase) && !options.Auth.RequiresKeys())
+        {
+            yield return $"{root}:Auth:Mode must be 'open' or 'keys' (got '{options.Auth.Mode}').";
+        }
+
+        if (options.FindTier(options.Auth.DefaultTier) is null)
+        {
+            yield return $"{root}:Auth:DefaultTier '{options.Auth.DefaultTier}' is not a configured tier ({root}:Tiers:{options.Auth.DefaultTier}).";
+        }
+
+        var served = options.Backends.SelectMany(b => b.Models).ToHashSet(StringComparer.Ordinal);
+        foreach (var (name, tier) in options.Tiers)
+        {
+            string key = $"{root}:Tiers:{name}";
+            if (!(tier.Weight > 0) || double.IsInfinity(tier.Weight))
+            {
+                yield return $"{key}:Weight must be a positive number (got {tier.Weight}).";
+            }
+
+            if (tier.MaxInFlight is < 1 || tier.MaxWaiting is < 1 || tier.RequestsPerMinute is < 1 ||
+                tier.TokensPerMinute is < 1 || tier.MaxOutputTokens is < 1)
+            {
+                yield return $"{key}: MaxInFlight, MaxWaiting, RequestsPerMinute, TokensPerMinute and MaxOutputTokens must be at least 1 when set.";
+            }
+
+            foreach (var model in tier.Models.Where(m => served.Count > 0 && !served.Contains(m)))
+            {
+                yield return $"{key}:Models names '{model}', which no configured backend serves.";
+            }
+        }
+
+        var conversations = options.Conversations;
+        if (conversations.MaxHistoryMessages < 0 || conversations.MaxHistoryTokens < 0)
+        {
+            yield return $"{root}:Conversations:MaxHistoryMessages and MaxHistoryTokens must not be negative.";
+        }
+
+        foreach (var origin in options.Cors.Origins)
+        {
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.AbsolutePath != "/" || origin.EndsWith('/'))
+            {
+                yield return $"{root}:Cors:Origins entry '{origin}' must be an origin such as 'https://app.example.com' (scheme, host, optional port; no path).";
+            }
+        }
+
+        if (options.MaxRequestBodyBytes < 1024)
+        {
+            yield return $"{root}:MaxRequestBodyBytes must be at least 1024 (got {options.MaxRequestBodyBytes}).";
+        }
     }
 }

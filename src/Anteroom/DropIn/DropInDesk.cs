@@ -20,9 +20,10 @@ internal sealed class DropInDesk(Reception reception, Scheduler scheduler, IOpti
 
     public DateTimeOffset StartedAt => _startedAt;
 
-    /// <summary>The union of the models of every healthy backend.</summary>
-    public IReadOnlyList<string> HealthyModels() =>
-        [.. scheduler.Snapshot().Backends.Where(b => b.Healthy).SelectMany(b => b.Models).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+    /// <summary>The union of the models of every healthy backend that the caller's tier may use.</summary>
+    public IReadOnlyList<string> HealthyModels(Identity.Caller caller) =>
+        [.. scheduler.Snapshot().Backends.Where(b => b.Healthy).SelectMany(b => b.Models)
+            .Distinct(StringComparer.Ordinal).Where(caller.MayUse).Order(StringComparer.Ordinal)];
 
     public OpenAIModel OpenAIModel(string id) => new(id, _startedAt.ToUnixTimeSeconds(), "anteroom");
 }

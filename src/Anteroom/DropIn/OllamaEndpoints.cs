@@ -23,8 +23,8 @@ internal static class OllamaEndpoints
         app.MapPost("/api/generate", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OllamaShape.Generate));
         app.MapPost("/api/embed", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OllamaShape.Embed));
         app.MapPost("/api/embeddings", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OllamaShape.LegacyEmbedding));
-        app.MapGet("/api/tags", (DropInDesk desk) =>
-            Results.Json(new OllamaTags([.. desk.HealthyModels().Select(model => Entry(model, desk.StartedAt))]), OllamaJson.Wire.OllamaTags));
+        app.MapGet("/api/tags", (HttpContext context, DropInDesk desk) =>
+            Results.Json(new OllamaTags([.. desk.HealthyModels(context.Caller()).Select(model => Entry(model, desk.StartedAt))]), OllamaJson.Wire.OllamaTags));
         app.MapGet("/api/ps", Running);
         app.MapGet("/api/version", () => Results.Json(new OllamaVersion(CompatibleVersion), OllamaJson.Wire.OllamaVersion));
         app.MapPost("/api/show", ShowAsync);
@@ -59,7 +59,7 @@ internal static class OllamaEndpoints
                 return;
             }
 
-            var arrival = new Arrival(CallerIdentity.Resolve(context), parsed.Generation)
+            var arrival = new Arrival(context.Caller(), parsed.Generation)
             {
                 Protocol = ClientProtocol.Ollama,
                 Relay = new RelayPayload(RelayPath(shape), body.Bytes, parsed.Stream),
@@ -68,7 +68,7 @@ internal static class OllamaEndpoints
             var reply = desk.Reception.Admit(arrival);
             if (reply.Request is not { } request)
             {
-                await Refused(reply.Refusal!, parsed.Generation.Model).ExecuteAsync(context);
+                await Refused(reply.Denial!, parsed.Generation.Model).ExecuteAsync(context);
                 return;
             }
 
@@ -183,10 +183,11 @@ internal static class OllamaEndpoints
             : Results.Json(new OllamaGenerateFinal(model, createdAt, "", true, "load", [], 0, 0, 0, 0, 0, 0), OllamaJson.Wire.OllamaGenerateFinal);
     }
 
-    private static IResult Running(DropInDesk desk)
+    private static IResult Running(HttpContext context, DropInDesk desk)
     {
         var expires = desk.Time.GetUtcNow().AddMinutes(5);
-        var models = desk.Scheduler.GetRunning().Select(lease => lease.Ticket.Model).Distinct(StringComparer.Ordinal)
+        var caller = context.Caller();
+        var models = desk.Scheduler.GetRunning().Select(lease => lease.Ticket.Model).Distinct(StringComparer.Ordinal).Where(caller.MayUse)
             .Select(model =>
             {
                 var entry = Entry(model, desk.StartedAt);
@@ -214,7 +215,7 @@ internal static class OllamaEndpoints
             }
 
             var backends = scheduler.Snapshot().Backends.Where(b => b.Healthy && b.Models.Contains(model)).ToList();
-            if (backends.Count == 0)
+            if (backends.Count == 0 || !context.Caller().MayUse(model))
             {
                 return Error(StatusCodes.Status404NotFound, $"model '{model}' not found");
             }
@@ -269,16 +270,16 @@ internal static class OllamaEndpoints
         return new OllamaModelEntry(name, name, modifiedAt, 0, digest, details);
     }
 
-    internal static IResult Refused(Refusal refusal, string model)
+    internal static IResult Refused(Denial denial, string model)
     {
-        var result = refusal.Reason switch
+        var result = denial.Code switch
         {
-            RefusalReason.UnknownModel => Error(StatusCodes.Status404NotFound, $"model '{model}' not found"),
-            RefusalReason.QueueFull => Error(StatusCodes.Status503ServiceUnavailable, QueueFullMessage),
-            RefusalReason.UserQueueFull or RefusalReason.UserInFlightLimit => Error(StatusCodes.Status429TooManyRequests, refusal.Message),
-            _ => Error(StatusCodes.Status503ServiceUnavailable, refusal.Message),
+            "model_not_found" => Error(StatusCodes.Status404NotFound, $"model '{model}' not found"),
+            // What Ollama itself answers when its queue is full, so clients that recognise it back off.
+            "queue_full" => Error(StatusCodes.Status503ServiceUnavailable, QueueFullMessage),
+            _ => Error(denial.Status, denial.Message),
         };
-        return RetryAfterResult.Wrap(result, refusal.RetryAfter);
+        return RetryAfterResult.Wrap(result, denial.RetryAfter);
     }
 
     internal static IResult Error(int status, string message) =>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Anteroom.Backends;
 using Anteroom.Gateway;
 using Anteroom.Identity;
+using Anteroom.Limits;
 using Anteroom.Requests;
 using Anteroom.Scheduling;
 
@@ -17,9 +18,9 @@ internal static class OpenAIEndpoints
         app.MapPost("/v1/chat/completions", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OpenAIShape.Chat));
         app.MapPost("/v1/completions", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OpenAIShape.Completion));
         app.MapPost("/v1/embeddings", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OpenAIShape.Embedding));
-        app.MapGet("/v1/models", (DropInDesk desk) =>
-            Results.Json(new OpenAIModelList([.. desk.HealthyModels().Select(desk.OpenAIModel)]), OpenAIJson.Default.OpenAIModelList));
-        app.MapGet("/v1/models/{**id}", (string id, DropInDesk desk) => desk.HealthyModels().Contains(id)
+        app.MapGet("/v1/models", (HttpContext context, DropInDesk desk) =>
+            Results.Json(new OpenAIModelList([.. desk.HealthyModels(context.Caller()).Select(desk.OpenAIModel)]), OpenAIJson.Default.OpenAIModelList));
+        app.MapGet("/v1/models/{**id}", (HttpContext context, string id, DropInDesk desk) => desk.HealthyModels(context.Caller()).Contains(id)
             ? Results.Json(desk.OpenAIModel(id), OpenAIJson.Default.OpenAIModel)
             : Error(StatusCodes.Status404NotFound, $"The model '{id}' does not exist.", "not_found_error", "model", "model_not_found"));
     }
@@ -54,16 +55,30 @@ internal static class OpenAIEndpoints
                 OpenAIShape.Completion => "v1/completions",
                 _ => "v1/embeddings",
             };
-            var arrival = new Arrival(CallerIdentity.Resolve(context), parsed.Generation)
+            // A trusted application names its end user in the standard `user` field; anyone else's is just metadata.
+            string? endUser = fields.String("user");
+            if (endUser is not null && context.Caller().CanActForUsers && !Caller.IsValidEndUser(endUser))
+            {
+                await Error(StatusCodes.Status400BadRequest, $"'user' must be 1 to {Caller.MaxEndUserLength} printable characters.",
+                    "invalid_request_error", "user", "invalid_end_user").ExecuteAsync(context);
+                return;
+            }
+
+            var arrival = new Arrival(context.Caller().ActingFor(endUser), parsed.Generation)
             {
                 Protocol = ClientProtocol.OpenAI,
                 Relay = new RelayPayload(path, body.Bytes, parsed.Stream),
                 EmbeddingInputs = parsed.EmbeddingInputs,
             };
             var reply = desk.Reception.Admit(arrival);
+            if (reply.Rates is { } rates)
+            {
+                RateLimitHeaders.Write(context.Response.Headers, rates);
+            }
+
             if (reply.Request is not { } request)
             {
-                await Refused(reply.Refusal!, parsed.Generation.Model).ExecuteAsync(context);
+                await Refused(reply.Denial!, parsed.Generation.Model).ExecuteAsync(context);
                 return;
             }
 
@@ -201,21 +216,11 @@ internal static class OpenAIEndpoints
             Stop = fields.Strings("stop"),
         };
 
-    internal static IResult Refused(Refusal refusal, string model)
+    internal static IResult Refused(Denial denial, string model)
     {
-        var (status, type, code) = refusal.Reason switch
-        {
-            RefusalReason.UnknownModel => (StatusCodes.Status404NotFound, "not_found_error", "model_not_found"),
-            RefusalReason.QueueFull => (StatusCodes.Status429TooManyRequests, "rate_limit_error", "queue_full"),
-            RefusalReason.UserQueueFull => (StatusCodes.Status429TooManyRequests, "rate_limit_error", "user_queue_full"),
-            RefusalReason.UserInFlightLimit => (StatusCodes.Status429TooManyRequests, "rate_limit_error", "user_in_flight_limit"),
-            RefusalReason.NoHealthyBackend => (StatusCodes.Status503ServiceUnavailable, "api_error", "no_healthy_backend"),
-            RefusalReason.WaitTooLong => (StatusCodes.Status503ServiceUnavailable, "api_error", "wait_too_long"),
-            _ => (StatusCodes.Status409Conflict, "invalid_request_error", "duplicate_request"),
-        };
-        string message = refusal.Reason == RefusalReason.UnknownModel ? $"The model '{model}' does not exist." : refusal.Message;
-        var result = Error(status, message, type, refusal.Reason == RefusalReason.UnknownModel ? "model" : null, code);
-        return RetryAfterResult.Wrap(result, refusal.RetryAfter);
+        string message = denial.Code == "model_not_found" ? $"The model '{model}' does not exist." : denial.Message;
+        var result = Error(denial.Status, message, ApiSurfaces.OpenAIErrorType(denial.Status), denial.Field, denial.Code);
+        return RetryAfterResult.Wrap(result, denial.RetryAfter);
     }
 
     internal static IResult Error(int status, string message, string type, string? param, string? code) =>

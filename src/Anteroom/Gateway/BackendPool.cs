@@ -132,7 +132,8 @@ internal sealed class BackendHealthProbe(BackendPool pool, IOptions<AnteroomOpti
 }
 
 /// <summary>Forgets ended requests once their replay window has passed.</summary>
-internal sealed class RequestSweeper(Requests.RequestRegistry registry, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
+/// <summary>Forgets ended requests once their replay window has passed, and callers whose rate limits hold nothing.</summary>
+internal sealed class RequestSweeper(Requests.RequestRegistry registry, Limits.RateLimits rates, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -141,6 +142,7 @@ internal sealed class RequestSweeper(Requests.RequestRegistry registry, IOptions
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             registry.Sweep(time.GetUtcNow() - retain);
+            rates.Sweep();
         }
     }
 }

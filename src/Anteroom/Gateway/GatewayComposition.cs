@@ -1,9 +1,14 @@
 using System.Globalization;
 using Anteroom.Configuration;
+using Anteroom.Admin;
 using Anteroom.DropIn;
+using Anteroom.Identity;
+using Anteroom.Limits;
 using Anteroom.Native;
 using Anteroom.Requests;
 using Anteroom.Scheduling;
+using Anteroom.Storage;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -63,9 +68,11 @@ internal static partial class GatewayComposition
             builder.Services.AddHostedService(provider => provider.GetRequiredService<EmbeddedSimulator>());
         }
 
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024);
-
         var services = builder.Services;
+        var bodyLimit = configuration.GetValue<long?>($"{AnteroomOptions.Section}:MaxRequestBodyBytes") ?? new AnteroomOptions().MaxRequestBodyBytes;
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = bodyLimit);
+        AddState(builder);
+
         services.AddOptions<AnteroomOptions>().Bind(configuration.GetSection(AnteroomOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AnteroomOptions>, AnteroomOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
@@ -77,6 +84,9 @@ internal static partial class GatewayComposition
         services.AddSingleton<GenerationRunner>();
         services.AddSingleton<Reception>();
         services.AddSingleton<DropInDesk>();
+        services.AddSingleton<RateLimits>();
+        services.AddSingleton<Authenticator>();
+        services.AddCors();
         services.AddHostedService<BackendHealthProbe>();
         services.AddHostedService<RequestSweeper>();
     }
@@ -92,11 +102,36 @@ internal static partial class GatewayComposition
 
         // The root is both the chat page and Ollama's "is it running" probe: browsers ask for HTML, clients do not.
         string chatPage = Path.Combine(webRoot, "index.html");
-        app.MapMethods("/", [HttpMethods.Get, HttpMethods.Head], (HttpContext context) =>
-            context.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase) && File.Exists(chatPage)
-                ? Results.File(chatPage, "text/html; charset=utf-8")
-                : OllamaEndpoints.Root());
+        app.MapMethods("/", [HttpMethods.Get, HttpMethods.Head], (HttpContext context, Authenticator authenticator) =>
+        {
+            if (!context.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase) || !File.Exists(chatPage))
+            {
+                return OllamaEndpoints.Root();
+            }
 
+            if (!authenticator.RequiresKeys)
+            {
+                BrowserSession.Ensure(context);
+            }
+
+            return Results.File(chatPage, "text/html; charset=utf-8");
+        });
+
+        var options = app.Services.GetRequiredService<IOptions<AnteroomOptions>>().Value;
+        if (options.Cors.Origins.Count > 0)
+        {
+            app.UseCors(policy => policy
+                .WithOrigins([.. options.Cors.Origins])
+                .AllowAnyHeader()
+                .AllowAnyMethod()
+                .AllowCredentials()
+                .WithExposedHeaders("Retry-After", "retry-after-ms", "X-Request-Id", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+                    "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"));
+        }
+
+        app.UseMiddleware<AccessGate>();
+        app.MapSession();
+        app.MapAdminApi();
         app.MapNativeApi();
         app.MapOpenAIApi();
         app.MapOllamaApi();
@@ -119,6 +154,26 @@ internal static partial class GatewayComposition
                 LogSimulated(log, simulator.Address.ToString());
             }
         });
+    }
+
+    /// <summary>
+    /// The data directory: the SQLite database (keys, conversations, request log) and the keys that protect
+    /// cookies, generated there on first run so no secret ships with Anteroom.
+    /// </summary>
+    private static void AddState(WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var options = new AnteroomOptions();
+        builder.Configuration.GetSection(AnteroomOptions.Section).Bind(options);
+        string directory = DataDirectory.Prepare(options.DataDirectory());
+        services.AddDataProtection()
+            .SetApplicationName("anteroom")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(directory, "protection-keys")));
+        services.AddSingleton(provider => SqliteStore.Open(
+            DataDirectory.DatabasePath(directory), provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom.Storage")));
+        services.AddSingleton<IKeyStore>(provider => provider.GetRequiredService<SqliteStore>());
+        services.AddSingleton<IConversationStore>(provider => provider.GetRequiredService<SqliteStore>());
+        services.AddSingleton<IRequestLog>(provider => provider.GetRequiredService<SqliteStore>());
     }
 
     private static Scheduler CreateScheduler(IServiceProvider provider)

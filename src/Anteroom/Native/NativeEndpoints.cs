@@ -6,6 +6,7 @@ using Anteroom.Gateway;
 using Anteroom.Identity;
 using Anteroom.Requests;
 using Anteroom.Scheduling;
+using Anteroom.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Anteroom.Native;
@@ -17,16 +18,20 @@ internal static class NativeEndpoints
     {
         app.MapPost("/chat/stream", ChatStreamAsync);
         app.MapPost("/chat", ChatAsync);
+        app.MapGet("/queue/requests", Mine);
+        app.MapDelete("/queue/requests", CancelMine);
         app.MapGet("/queue/requests/{id}/events", EventsAsync);
         app.MapGet("/queue/requests/{id}", Status);
         app.MapDelete("/queue/requests/{id}", Cancel);
         app.MapGet("/queue/status", QueueStatusOf);
         app.MapGet("/models", Models);
+        app.MapConversations();
     }
 
-    private static async Task ChatStreamAsync(HttpContext context, Reception reception, IOptions<AnteroomOptions> options, TimeProvider time)
+    private static async Task ChatStreamAsync(
+        HttpContext context, Reception reception, IConversationStore conversations, IOptions<AnteroomOptions> options, TimeProvider time)
     {
-        var (request, problem) = await AdmitAsync(context, reception);
+        var (request, problem) = await AdmitAsync(context, reception, conversations, options.Value);
         if (request is null)
         {
             await problem!.ExecuteAsync(context);
@@ -37,9 +42,9 @@ internal static class NativeEndpoints
         await FollowAsync(context, request, 0, options.Value, time);
     }
 
-    private static async Task ChatAsync(HttpContext context, Reception reception)
+    private static async Task ChatAsync(HttpContext context, Reception reception, IConversationStore conversations, IOptions<AnteroomOptions> options)
     {
-        var (request, problem) = await AdmitAsync(context, reception);
+        var (request, problem) = await AdmitAsync(context, reception, conversations, options.Value);
         if (request is null)
         {
             await problem!.ExecuteAsync(context);
@@ -65,7 +70,7 @@ internal static class NativeEndpoints
 
     private static async Task EventsAsync(HttpContext context, string id, RequestRegistry registry, IOptions<AnteroomOptions> options, TimeProvider time)
     {
-        var request = registry.FindOwned(id, CallerIdentity.Resolve(context));
+        var request = registry.Find(id, context.Caller());
         if (request is null)
         {
             await NotFound(id).ExecuteAsync(context);
@@ -90,18 +95,33 @@ internal static class NativeEndpoints
         await FollowAsync(context, request, afterId, options.Value, time);
     }
 
-    private static IResult Status(HttpContext context, string id, RequestRegistry registry, Scheduler scheduler, TimeProvider time)
+    private static IResult Status(HttpContext context, string id, RequestRegistry registry, Scheduler scheduler, TimeProvider time) =>
+        registry.Find(id, context.Caller()) is { } request
+            ? Results.Json(StatusOf(request, scheduler, time), NativeJson.Default.RequestStatus)
+            : NotFound(id);
+
+    private static IResult Mine(HttpContext context, RequestRegistry registry, Scheduler scheduler, TimeProvider time) =>
+        Results.Json(
+            new RequestList([.. registry.OwnedBy(context.Caller().Owner).Select(r => StatusOf(r, scheduler, time))]),
+            NativeJson.Default.RequestList);
+
+    private static IResult CancelMine(HttpContext context, RequestRegistry registry)
     {
-        var request = registry.FindOwned(id, CallerIdentity.Resolve(context));
-        if (request is null)
+        var live = registry.OwnedBy(context.Caller().Owner).Where(r => !r.Events.IsComplete).ToList();
+        foreach (var request in live)
         {
-            return NotFound(id);
+            request.Stop("cancelled_by_user");
         }
 
+        return Results.Json(new CancelledRequests([.. live.Select(r => r.Id)]), NativeJson.Default.CancelledRequests);
+    }
+
+    private static RequestStatus StatusOf(LiveRequest request, Scheduler scheduler, TimeProvider time)
+    {
         var ticket = request.Ticket;
         var place = scheduler.GetPlace(ticket);
         var waitedUntil = ticket.FirstDispatchedAt ?? ticket.EndedAt ?? time.GetUtcNow();
-        return Results.Json(new RequestStatus(
+        return new RequestStatus(
             ticket.Id,
             StateName(ticket),
             ticket.Model,
@@ -113,12 +133,13 @@ internal static class NativeEndpoints
             ticket.Attempts,
             ticket.ArrivedAt,
             ticket.EndedAt,
-            request.Events.LastId), NativeJson.Default.RequestStatus);
+            request.Events.LastId,
+            request.Arrival.Conversation?.Id);
     }
 
     private static IResult Cancel(HttpContext context, string id, RequestRegistry registry)
     {
-        var request = registry.FindOwned(id, CallerIdentity.Resolve(context));
+        var request = registry.Find(id, context.Caller());
         if (request is null)
         {
             return NotFound(id);
@@ -135,15 +156,15 @@ internal static class NativeEndpoints
 
     private static IResult QueueStatusOf(HttpContext context, Scheduler scheduler, BackendsView backends, TimeProvider time)
     {
-        string caller = CallerIdentity.Resolve(context);
+        string caller = context.Caller().Owner;
         var snapshot = scheduler.Snapshot();
         var now = time.GetUtcNow();
         var queue = scheduler.GetWaiting(limitPerModel: 100).Select(w =>
         {
             bool yours = string.Equals(w.Ticket.Owner, caller, StringComparison.Ordinal);
-            // Other users' requests show where they stand, never what they asked nor their ids.
+            // Other users' requests show where they stand, never who they are, what they asked nor their ids.
             return new QueueEntry(
-                w.Position, w.Ticket.Model, yours ? "you" : CallerIdentity.DisplayName(w.Ticket.Owner),
+                w.Position, w.Ticket.Model, yours ? "you" : "another user",
                 GenerationRunner.Milliseconds(now - w.Ticket.ArrivedAt), yours, yours ? w.Ticket.Id : null);
         }).ToList();
 
@@ -159,7 +180,7 @@ internal static class NativeEndpoints
             snapshot.Cancelled,
             snapshot.TimedOut,
             snapshot.Refused,
-            snapshot.RefusedByReason.ToDictionary(r => RefusalCode(r.Key), r => r.Value),
+            snapshot.RefusedByReason.ToDictionary(r => Denial.CodeOf(r.Key), r => r.Value),
             snapshot.Requeued,
             new WaitStatus(
                 GenerationRunner.Milliseconds(snapshot.Wait.P50),
@@ -174,9 +195,10 @@ internal static class NativeEndpoints
 
     private static IResult Models(HttpContext context, Scheduler scheduler, Reception reception, BackendsView backends)
     {
-        // The page calls this first; it is where a browser gets its session.
-        CallerIdentity.EnsureSessionCookie(context);
-        return Results.Json(new ModelsList([.. scheduler.Models.Order(StringComparer.Ordinal)], reception.DefaultModel, backends.Simulated), NativeJson.Default.ModelsList);
+        var caller = context.Caller();
+        var models = scheduler.Models.Where(caller.MayUse).Order(StringComparer.Ordinal).ToList();
+        string defaultModel = models.Contains(reception.DefaultModel) || models.Count == 0 ? reception.DefaultModel : models[0];
+        return Results.Json(new ModelsList(models, defaultModel, backends.Simulated), NativeJson.Default.ModelsList);
     }
 
     private static async Task FollowAsync(HttpContext context, LiveRequest request, long afterId, AnteroomOptions options, TimeProvider time)
@@ -192,7 +214,8 @@ internal static class NativeEndpoints
         }
     }
 
-    private static async Task<(LiveRequest? Request, IResult? Problem)> AdmitAsync(HttpContext context, Reception reception)
+    private static async Task<(LiveRequest? Request, IResult? Problem)> AdmitAsync(
+        HttpContext context, Reception reception, IConversationStore conversations, AnteroomOptions options)
     {
         var (body, problem) = await ReadChatAsync(context, reception);
         if (body is null)
@@ -200,11 +223,59 @@ internal static class NativeEndpoints
             return (null, problem);
         }
 
-        var reply = reception.Admit(new Arrival(CallerIdentity.Resolve(context), body.Generation) { ReconnectGrace = body.ReconnectGrace, MaxWait = body.MaxWait });
-        return reply.Request is null ? (null, Refused(reply.Refusal!)) : (reply.Request, null);
+        var caller = context.Caller();
+        var generation = body.Generation;
+        ConversationTurn? turn = null;
+        if (body.ConversationId is { } conversationId)
+        {
+            var history = await conversations.ReadMessagesAsync(caller.Owner, conversationId, options.Conversations.MaxHistoryMessages, context.RequestAborted);
+            if (history is null)
+            {
+                return (null, ConversationEndpoints.NotFound(conversationId));
+            }
+
+            string message = generation.Messages[^1].Content;
+            if (history.Count == 0 &&
+                await conversations.FindConversationAsync(caller.Owner, conversationId, context.RequestAborted) is { Title: ConversationEndpoints.DefaultTitle })
+            {
+                await conversations.RenameConversationAsync(
+                    caller.Owner, conversationId, ConversationEndpoints.TitleFrom(message), context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow(), context.RequestAborted);
+            }
+
+            generation = generation with { Messages = [.. Bounded(history, options.Conversations.MaxHistoryTokens), .. generation.Messages] };
+            turn = new ConversationTurn(conversationId, message);
+        }
+
+        var reply = reception.Admit(new Arrival(caller, generation)
+        {
+            ReconnectGrace = body.ReconnectGrace,
+            MaxWait = body.MaxWait,
+            Conversation = turn,
+        });
+        return reply.Request is null ? (null, Refused(reply.Denial!)) : (reply.Request, null);
     }
 
-    private sealed record ChatBody(GenerationRequest Generation, TimeSpan ReconnectGrace, TimeSpan? MaxWait);
+    /// <summary>The newest messages of a conversation whose estimated tokens fit the budget, in order.</summary>
+    private static IEnumerable<ChatMessage> Bounded(IReadOnlyList<ConversationMessage> history, int maxTokens)
+    {
+        int start = history.Count;
+        long tokens = 0;
+        while (start > 0)
+        {
+            var previous = history[start - 1];
+            tokens += (previous.Content.Length / 4) + 4;
+            if (tokens > maxTokens)
+            {
+                break;
+            }
+
+            start--;
+        }
+
+        return history.Skip(start).Select(m => new ChatMessage(m.Role, m.Content));
+    }
+
+    private sealed record ChatBody(GenerationRequest Generation, TimeSpan ReconnectGrace, TimeSpan? MaxWait, string? ConversationId);
 
     private static async Task<(ChatBody? Body, IResult? Problem)> ReadChatAsync(HttpContext context, Reception reception)
     {
@@ -289,6 +360,16 @@ internal static class NativeEndpoints
                 return Invalid("max_wait_ms", "must be a whole number of milliseconds, at least 1");
             }
 
+            if (!TryGetString(root, "conversation_id", out string? conversationId) || conversationId is { Length: 0 })
+            {
+                return Invalid("conversation_id", "must be the id of one of your conversations (POST /conversations creates one)");
+            }
+
+            if (conversationId is not null && (messages.Count != 1 || string.IsNullOrWhiteSpace(message)))
+            {
+                return Invalid("messages", "cannot be given with 'conversation_id': the conversation is the history; send only 'message'");
+            }
+
             var generation = new GenerationRequest
             {
                 Model = string.IsNullOrWhiteSpace(model) ? reception.DefaultModel : model,
@@ -298,7 +379,8 @@ internal static class NativeEndpoints
             return (new ChatBody(
                 generation,
                 TimeSpan.FromMilliseconds(graceMs ?? 0),
-                maxWaitMs is { } wait ? TimeSpan.FromMilliseconds(wait) : null), null);
+                maxWaitMs is { } wait ? TimeSpan.FromMilliseconds(wait) : null,
+                conversationId), null);
         }
     }
 
@@ -358,35 +440,11 @@ internal static class NativeEndpoints
         }
     }
 
-    internal static IResult Refused(Refusal refusal)
+    internal static IResult Refused(Denial denial)
     {
-        int status = refusal.Reason switch
-        {
-            RefusalReason.QueueFull or RefusalReason.UserQueueFull or RefusalReason.UserInFlightLimit => StatusCodes.Status429TooManyRequests,
-            RefusalReason.UnknownModel => StatusCodes.Status404NotFound,
-            RefusalReason.DuplicateId => StatusCodes.Status409Conflict,
-            _ => StatusCodes.Status503ServiceUnavailable,
-        };
-        if (refusal.RetryAfter is not { } retry)
-        {
-            return Error(status, RefusalCode(refusal.Reason), refusal.Message);
-        }
-
-        long retryMs = Math.Max(1, (long)Math.Ceiling(retry.TotalMilliseconds));
-        return new RetryAfterResult(Error(status, RefusalCode(refusal.Reason), refusal.Message, retryAfterMs: retryMs), retry);
+        long? retryMs = denial.RetryAfter is { } retry ? Math.Max(1, (long)Math.Ceiling(retry.TotalMilliseconds)) : null;
+        return RetryAfterResult.Wrap(Error(denial.Status, denial.Code, denial.Message, denial.Field, retryMs), denial.RetryAfter);
     }
-
-    internal static string RefusalCode(RefusalReason reason) => reason switch
-    {
-        RefusalReason.QueueFull => "queue_full",
-        RefusalReason.UserQueueFull => "user_queue_full",
-        RefusalReason.UserInFlightLimit => "user_in_flight_limit",
-        RefusalReason.UnknownModel => "model_not_found",
-        RefusalReason.NoHealthyBackend => "no_healthy_backend",
-        RefusalReason.WaitTooLong => "wait_too_long",
-        RefusalReason.DuplicateId => "duplicate_id",
-        _ => "refused",
-    };
 
     private static string StateName(Ticket ticket) => ticket.State switch
     {

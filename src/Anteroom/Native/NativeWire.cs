@@ -57,7 +57,22 @@ internal sealed record RequestStatus(
     int Attempts,
     DateTimeOffset CreatedAt,
     DateTimeOffset? EndedAt,
-    long LastEventId);
+    long LastEventId,
+    string? ConversationId);
+
+internal sealed record ConversationBody(string Id, string Title, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, int MessageCount);
+
+internal sealed record ConversationList(IReadOnlyList<ConversationBody> Conversations);
+
+internal sealed record MessageBody(long Seq, string Role, string Content, DateTimeOffset At, string? RequestId, string? Model, string? FinishReason);
+
+internal sealed record ConversationDetail(string Id, string Title, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, IReadOnlyList<MessageBody> Messages);
+
+internal sealed record SessionBody(string Mode, bool SignedIn, string? User, string? Tier, bool Admin, string? Problem);
+
+internal sealed record RequestList(IReadOnlyList<RequestStatus> Requests);
+
+internal sealed record CancelledRequests(IReadOnlyList<string> Cancelled);
 
 internal sealed record QueueEntry(int Position, string Model, string User, long WaitedMs, bool Yours, string? RequestId);
 
@@ -100,6 +115,12 @@ internal sealed record ModelsList(IReadOnlyList<string> Models, string DefaultMo
 [JsonSerializable(typeof(ErrorBody))]
 [JsonSerializable(typeof(ChatResult))]
 [JsonSerializable(typeof(RequestStatus))]
+[JsonSerializable(typeof(RequestList))]
+[JsonSerializable(typeof(SessionBody))]
+[JsonSerializable(typeof(ConversationBody))]
+[JsonSerializable(typeof(ConversationList))]
+[JsonSerializable(typeof(ConversationDetail))]
+[JsonSerializable(typeof(CancelledRequests))]
 [JsonSerializable(typeof(QueueStatus))]
 [JsonSerializable(typeof(ModelsList))]
 internal sealed partial class NativeJson : JsonSerializerContext;

@@ -100,7 +100,10 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     if (tokens++ == 0)
                     {
                         lease.MarkFirstToken();
+                        request.FirstTokenAt = lease.FirstTokenAt;
                     }
+
+                    request.GeneratedTokens = tokens;
 
                     request.Text.Append(chunk.Text);
                     request.Events.Append("token", Serialize(new TokenEvent(chunk.Text!), NativeJson.Default.TokenEvent));
@@ -187,6 +190,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
     private void AppendStarted(LiveRequest request, SlotLease lease)
     {
         var ticket = request.Ticket;
+        request.StartedAt = lease.StartedAt;
         request.Events.Append("started", Serialize(
             new StartedEvent(ticket.Id, lease.Backend, ticket.Model, Milliseconds(lease.StartedAt - ticket.ArrivedAt), ticket.Attempts),
             NativeJson.Default.StartedEvent));
@@ -226,9 +230,11 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     if (chunk.ContentPieces > 0 && pieces == 0)
                     {
                         lease.MarkFirstToken();
+                        request.FirstTokenAt = lease.FirstTokenAt;
                     }
 
                     pieces += chunk.ContentPieces;
+                    request.GeneratedTokens = pieces;
                     if (!relayed)
                     {
                         // From the first relayed byte on, the client's answer is this backend's.

@@ -60,6 +60,18 @@ internal sealed class LiveRequest
 
     public DateTimeOffset CreatedAt { get; }
 
+    /// <summary>Who asked.</summary>
+    public Identity.Caller Caller => Arrival.Caller;
+
+    /// <summary>When its (last) attempt got a slot.</summary>
+    public DateTimeOffset? StartedAt { get; set; }
+
+    /// <summary>When the first generated token of the answer arrived.</summary>
+    public DateTimeOffset? FirstTokenAt { get; set; }
+
+    /// <summary>Tokens (or relayed pieces) generated so far, whatever the outcome.</summary>
+    public int GeneratedTokens { get; set; }
+
     /// <summary>Token counts, once completed.</summary>
     public GenerationUsage? Usage { get; set; }
 

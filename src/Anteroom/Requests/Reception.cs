@@ -1,6 +1,10 @@
+using System.Text.Json.Nodes;
 using Anteroom.Backends;
 using Anteroom.Configuration;
+using Anteroom.Identity;
+using Anteroom.Limits;
 using Anteroom.Scheduling;
+using Anteroom.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Anteroom.Requests;
@@ -16,8 +20,11 @@ internal enum ClientProtocol
 /// <summary>A drop-in request's original body, relayed unchanged when its backend speaks the client's protocol.</summary>
 internal sealed record RelayPayload(string Path, byte[] Body, bool Streaming);
 
+/// <summary>The conversation a native chat continues, and the new message it adds.</summary>
+internal sealed record ConversationTurn(string Id, string Message);
+
 /// <summary>What a caller asks to run, whatever API it came through.</summary>
-internal sealed record Arrival(string Owner, GenerationRequest Generation)
+internal sealed record Arrival(Caller Caller, GenerationRequest Generation)
 {
     public ClientProtocol Protocol { get; init; } = ClientProtocol.Native;
 
@@ -32,19 +39,65 @@ internal sealed record Arrival(string Owner, GenerationRequest Generation)
 
     /// <summary>How long it may wait for a slot, if shorter than the configured limit.</summary>
     public TimeSpan? MaxWait { get; init; }
+
+    /// <summary>The stored conversation this message belongs to; its answer is appended when it ends.</summary>
+    public ConversationTurn? Conversation { get; init; }
+
+    /// <summary>The tokens its rate limit holds for it until it ends.</summary>
+    public int ReservedTokens { get; init; }
 }
 
-/// <summary>The answer at the door: a live request, or a refusal to tell the caller.</summary>
-internal readonly record struct Reply(LiveRequest? Request, Refusal? Refusal);
+/// <summary>A request turned away at the door: the status, a stable code, what to tell the caller, and when to retry.</summary>
+internal sealed record Denial(int Status, string Code, string Message, TimeSpan? RetryAfter = null, string? Field = null)
+{
+    public static Denial Of(Refusal refusal) => new(
+        refusal.Reason switch
+        {
+            RefusalReason.QueueFull or RefusalReason.UserQueueFull or RefusalReason.UserInFlightLimit => StatusCodes.Status429TooManyRequests,
+            RefusalReason.UnknownModel => StatusCodes.Status404NotFound,
+            RefusalReason.DuplicateId => StatusCodes.Status409Conflict,
+            _ => StatusCodes.Status503ServiceUnavailable,
+        },
+        CodeOf(refusal.Reason),
+        refusal.Message,
+        refusal.RetryAfter,
+        refusal.Reason == RefusalReason.UnknownModel ? "model" : null);
+
+    public static string CodeOf(RefusalReason reason) => reason switch
+    {
+        RefusalReason.QueueFull => "queue_full",
+        RefusalReason.UserQueueFull => "user_queue_full",
+        RefusalReason.UserInFlightLimit => "user_in_flight_limit",
+        RefusalReason.UnknownModel => "model_not_found",
+        RefusalReason.NoHealthyBackend => "no_healthy_backend",
+        RefusalReason.WaitTooLong => "wait_too_long",
+        RefusalReason.DuplicateId => "duplicate_id",
+        _ => "refused",
+    };
+}
+
+/// <summary>The answer at the door: a live request, or a denial to tell the caller; and the caller's rate-limit state.</summary>
+internal readonly record struct Reply(LiveRequest? Request, Denial? Denial, RateState? Rates);
 
 /// <summary>
-/// Where every request arrives: it is admitted or refused at once, and an admitted one starts its life
-/// (queue, slot, stream) detached from the connection that brought it.
+/// Where every request arrives: the caller's tier is applied (models, output length, requests and tokens per
+/// minute, then the queue's own limits with the tier's weight), and the request is admitted or refused at once.
+/// An admitted one lives detached from the connection that brought it; when it ends, exactly once, its tokens are
+/// settled, it is logged, and a conversation's turn is stored.
 /// </summary>
-internal sealed class Reception(
-    Scheduler scheduler, RequestRegistry registry, GenerationRunner runner, IOptions<AnteroomOptions> options, TimeProvider time)
+internal sealed partial class Reception(
+    Scheduler scheduler,
+    RequestRegistry registry,
+    GenerationRunner runner,
+    RateLimits rates,
+    IRequestLog requestLog,
+    IConversationStore conversations,
+    IOptions<AnteroomOptions> options,
+    TimeProvider time,
+    ILogger<Reception> log)
 {
     private readonly string _defaultModel = options.Value.DefaultModel ?? options.Value.Backends[0].Models[0];
+    private readonly int _assumedOutputTokens = (int)Math.Ceiling(options.Value.Estimates.OutputTokens);
 
     public string DefaultModel => _defaultModel;
 
@@ -52,28 +105,203 @@ internal sealed class Reception(
 
     public Reply Admit(Arrival ask)
     {
+        var caller = ask.Caller;
+        var tier = caller.Tier;
+        string id = RequestRegistry.NewId();
+        var limit = new RateLimit(tier.RequestsPerMinute, tier.TokensPerMinute);
+        if (TierDenial(ask) is { } denial)
+        {
+            return Refuse(id, ask, denial, rates.State(caller.Owner, limit));
+        }
+
+        ask = WithTierOutputLimit(ask);
         var generation = ask.Generation;
+        bool embedding = ask.EmbeddingInputs is not null;
+        int promptTokens = EstimatePromptTokens(generation, ask.EmbeddingInputs);
+        int reserved = (int)Math.Min(int.MaxValue, promptTokens + (embedding ? 0L : generation.MaxOutputTokens ?? _assumedOutputTokens));
+
+        var decision = rates.TryAcquire(caller.Owner, limit, reserved);
+        if (!decision.Allowed)
+        {
+            return Refuse(id, ask, RateDenial(decision, tier), decision.State);
+        }
+
         var admission = scheduler.Admit(new TicketRequest
         {
-            Id = RequestRegistry.NewId(),
-            Owner = ask.Owner,
+            Id = id,
+            Owner = caller.Owner,
             Model = generation.Model,
-            PromptTokens = EstimatePromptTokens(generation, ask.EmbeddingInputs),
+            Weight = tier.Weight,
+            MaxInFlight = tier.MaxInFlight,
+            MaxWaiting = tier.MaxWaiting,
+            PromptTokens = promptTokens,
             // An embedding generates nothing: it costs its input and one short service.
-            MaxOutputTokens = ask.EmbeddingInputs is null ? generation.MaxOutputTokens : 1,
+            MaxOutputTokens = embedding ? 1 : generation.MaxOutputTokens,
             MaxWait = ask.MaxWait,
         });
         if (!admission.IsAdmitted)
         {
-            return new Reply(null, admission.Refusal);
+            rates.Release(caller.Owner, limit, reserved);
+            return Refuse(id, ask, Denial.Of(admission.Refusal), rates.State(caller.Owner, limit));
         }
 
         var grace = ask.ReconnectGrace < MaxReconnectGrace ? ask.ReconnectGrace : MaxReconnectGrace;
-        var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace }, time);
+        var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace, ReservedTokens = reserved }, time);
         registry.Add(request);
-        _ = runner.RunAsync(request);
-        return new Reply(request, null);
+        _ = RunAsync(request, limit);
+        return new Reply(request, null, decision.State);
     }
+
+    /// <summary>Runs the request, then settles what it used; every admitted request passes here exactly once.</summary>
+    private async Task RunAsync(LiveRequest request, RateLimit limit)
+    {
+        var userTurn = request.Arrival.Conversation is { } turn
+            ? conversations.AppendMessageAsync(request.Owner, turn.Id, new NewMessage("user", turn.Message, request.CreatedAt, request.Id, null, null))
+            : Task.FromResult(true);
+
+        await runner.RunAsync(request);
+
+        var usage = request.Usage;
+        int tokensIn = usage?.PromptTokens ?? request.Ticket.PromptTokens;
+        int tokensOut = usage?.CompletionTokens ?? request.GeneratedTokens;
+        rates.Settle(request.Owner, limit, request.Arrival.ReservedTokens, tokensIn + tokensOut);
+        requestLog.Record(LogEntry(request, tokensIn, tokensOut));
+
+        try
+        {
+            if (await userTurn && request.Arrival.Conversation is { } ended && AnswerTurn(request) is { } answer)
+            {
+                await conversations.AppendMessageAsync(request.Owner, ended.Id, answer);
+            }
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            LogConversationNotStored(exception, request.Id);
+        }
+    }
+
+    /// <summary>The answer to store: a completed one, or whatever text a stopped or failed one had produced.</summary>
+    private NewMessage? AnswerTurn(LiveRequest request)
+    {
+        string text = request.Text.ToString();
+        string? finish = request.Ticket.Outcome switch
+        {
+            TicketOutcome.Completed => request.FinishReason ?? "stop",
+            _ when text.Length == 0 => null,
+            TicketOutcome.Cancelled => "cancelled",
+            _ => "error",
+        };
+        return finish is null ? null : new NewMessage("assistant", text, request.EndedAt ?? time.GetUtcNow(), request.Id, request.Ticket.Model, finish);
+    }
+
+    private Reply Refuse(string id, Arrival ask, Denial denial, RateState? state)
+    {
+        var caller = ask.Caller;
+        requestLog.Record(new RequestLogEntry(
+            id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, ApiName(ask.Protocol), ask.Generation.Model,
+            null, "refused", denial.Code, 0, null, 0, 0, 0));
+        return new Reply(null, denial, state);
+    }
+
+    /// <summary>What the tier forbids outright: a model outside its list, or a longer answer than it allows.</summary>
+    private static Denial? TierDenial(Arrival ask)
+    {
+        var caller = ask.Caller;
+        string model = ask.Generation.Model;
+        if (!caller.MayUse(model))
+        {
+            return new Denial(StatusCodes.Status403Forbidden, "model_not_allowed",
+                $"Your tier '{caller.TierName}' may not use model '{model}'; it may use: {string.Join(", ", caller.Tier.Models)}.", Field: "model");
+        }
+
+        if (ask.EmbeddingInputs is null && caller.Tier.MaxOutputTokens is { } cap && ask.Generation.MaxOutputTokens is { } asked && asked > cap)
+        {
+            return new Denial(StatusCodes.Status400BadRequest, "max_tokens_too_large",
+                $"The request asks for up to {asked} output tokens; tier '{caller.TierName}' allows at most {cap}.",
+                Field: ask.Protocol == ClientProtocol.Ollama ? "num_predict" : "max_tokens");
+        }
+
+        return null;
+    }
+
+    /// <summary>A request that sets no output limit gets its tier's, on whichever path it runs.</summary>
+    private static Arrival WithTierOutputLimit(Arrival ask)
+    {
+        if (ask.EmbeddingInputs is not null || ask.Generation.MaxOutputTokens is not null || ask.Caller.Tier.MaxOutputTokens is not { } cap)
+        {
+            return ask;
+        }
+
+        return ask with
+        {
+            Generation = ask.Generation with { MaxOutputTokens = cap },
+            Relay = ask.Relay is { } relay ? relay with { Body = WithMaxTokens(relay.Body, ask.Protocol, cap) } : null,
+        };
+    }
+
+    /// <summary>The relayed body with an output limit set in the client protocol's own field.</summary>
+    internal static byte[] WithMaxTokens(byte[] body, ClientProtocol protocol, int maxTokens)
+    {
+        var root = JsonNode.Parse(body)!.AsObject();
+        if (protocol == ClientProtocol.Ollama)
+        {
+            if (root["options"] is not JsonObject ollamaOptions)
+            {
+                ollamaOptions = [];
+                root["options"] = ollamaOptions;
+            }
+
+            ollamaOptions["num_predict"] = maxTokens;
+        }
+        else
+        {
+            root["max_tokens"] = maxTokens;
+        }
+
+        return System.Text.Encoding.UTF8.GetBytes(root.ToJsonString());
+    }
+
+    private static Denial RateDenial(RateDecision decision, TierOptions tier)
+    {
+        bool requests = decision.Limit == "requests_per_minute";
+        string message = requests
+            ? $"You have used your {tier.RequestsPerMinute} requests per minute; try again in {Seconds(decision.RetryAfter)}."
+            : $"You have used your {tier.TokensPerMinute} tokens per minute; try again in {Seconds(decision.RetryAfter)}.";
+        return new Denial(StatusCodes.Status429TooManyRequests, requests ? "requests_per_minute_limit" : "tokens_per_minute_limit", message, decision.RetryAfter);
+    }
+
+    private static string Seconds(TimeSpan span) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Math.Max(0.1, Math.Ceiling(span.TotalSeconds * 10) / 10):0.#} s");
+
+    private RequestLogEntry LogEntry(LiveRequest request, int tokensIn, int tokensOut)
+    {
+        var ticket = request.Ticket;
+        var caller = request.Caller;
+        var ended = request.EndedAt ?? time.GetUtcNow();
+        var dispatched = ticket.FirstDispatchedAt;
+        long? ttft = request.FirstTokenAt is { } first && request.StartedAt is { } started ? GenerationRunner.Milliseconds(first - started) : null;
+        string outcome = ticket.Outcome switch
+        {
+            TicketOutcome.Completed => "completed",
+            TicketOutcome.Failed => "failed",
+            TicketOutcome.TimedOut => "timed_out",
+            _ => request.Failure is null ? "cancelled" : "failed",
+        };
+        string? reason = request.Failure?.Code ?? (outcome == "cancelled" ? request.StopReason : null);
+        return new RequestLogEntry(
+            request.Id, ticket.ArrivedAt, caller.Owner, caller.KeyId, caller.TierName, ApiName(request.Arrival.Protocol), ticket.Model,
+            ticket.Backend, outcome, reason,
+            GenerationRunner.Milliseconds((dispatched ?? ended) - ticket.ArrivedAt), ttft,
+            dispatched is { } start ? GenerationRunner.Milliseconds(ended - start) : 0,
+            tokensIn, tokensOut);
+    }
+
+    private static string ApiName(ClientProtocol protocol) => protocol switch
+    {
+        ClientProtocol.OpenAI => "openai",
+        ClientProtocol.Ollama => "ollama",
+        _ => "native",
+    };
 
     /// <summary>About four characters a token, plus a little per message for the chat template.</summary>
     internal static int EstimatePromptTokens(GenerationRequest generation, IReadOnlyList<string>? embeddingInputs)
@@ -96,4 +324,7 @@ internal sealed class Reception(
 
         return (int)Math.Min(int.MaxValue, (characters / 4) + (4 * pieces));
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The answer to request {RequestId} could not be stored in its conversation")]
+    private partial void LogConversationNotStored(Exception exception, string requestId);
 }

@@ -15,9 +15,18 @@ internal sealed class RequestRegistry
 
     public void Add(LiveRequest request) => _requests[request.Id] = request;
 
-    /// <summary>The request with this id, only if <paramref name="owner"/> owns it: nobody learns that another's id exists.</summary>
-    public LiveRequest? FindOwned(string id, string owner) =>
-        _requests.TryGetValue(id, out var request) && string.Equals(request.Owner, owner, StringComparison.Ordinal) ? request : null;
+    /// <summary>
+    /// The request with this id, only if the caller owns it or is an admin: nobody else learns that the id exists.
+    /// </summary>
+    public LiveRequest? Find(string id, Identity.Caller caller) =>
+        _requests.TryGetValue(id, out var request) && caller.MayActOn(request.Owner) ? request : null;
+
+    /// <summary>The owner's live and recently ended requests, newest first.</summary>
+    public IReadOnlyList<LiveRequest> OwnedBy(string owner) =>
+        [.. _requests.Values.Where(r => string.Equals(r.Owner, owner, StringComparison.Ordinal)).OrderByDescending(r => r.CreatedAt)];
+
+    /// <summary>The request with this id, whoever owns it (for the operator).</summary>
+    public LiveRequest? Get(string id) => _requests.GetValueOrDefault(id);
 
     /// <summary>Stops every request that has not ended, telling its holders why.</summary>
     public void StopAll(string reason)

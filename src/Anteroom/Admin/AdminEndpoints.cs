@@ -1,0 +1,198 @@
+using System.Globalization;
+using System.Text.Json;
+using Anteroom.Configuration;
+using Anteroom.DropIn;
+using Anteroom.Gateway;
+using Anteroom.Identity;
+using Anteroom.Native;
+using Anteroom.Requests;
+using Anteroom.Scheduling;
+using Anteroom.Storage;
+using Microsoft.Extensions.Options;
+
+namespace Anteroom.Admin;
+
+/// <summary>
+/// The operator's API under <c>/admin</c> (admin keys only, enforced by the access gate): the whole queue with
+/// owners, the backends, the keys, and usage from the request log. Any request is cancelled with
+/// <c>DELETE /queue/requests/{id}</c>, which admins may use on anyone's.
+/// </summary>
+internal static class AdminEndpoints
+{
+    private const int MaxLoggedRequests = 1000;
+
+    public static void MapAdminApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/admin/queue", Queue);
+        app.MapGet("/admin/backends", Backends);
+        app.MapGet("/admin/keys", KeysAsync);
+        app.MapPost("/admin/keys", CreateKeyAsync);
+        app.MapDelete("/admin/keys/{id}", RevokeKeyAsync);
+        app.MapGet("/admin/usage", UsageAsync);
+        app.MapGet("/admin/requests", LoggedAsync);
+    }
+
+    private static IResult Queue(Scheduler scheduler, RequestRegistry registry, TimeProvider time)
+    {
+        var now = time.GetUtcNow();
+        var snapshot = scheduler.Snapshot();
+        var waiting = scheduler.GetWaiting().Select(w =>
+        {
+            var caller = registry.Get(w.Ticket.Id)?.Caller;
+            return new AdminWaiting(
+                w.Ticket.Id, caller?.Name ?? Caller.NameOf(w.Ticket.Owner), w.Ticket.Owner, caller?.TierName ?? "", w.Ticket.Model, w.Position,
+                GenerationRunner.Milliseconds(now - w.Ticket.ArrivedAt));
+        }).ToList();
+        var running = scheduler.GetRunning().Select(lease =>
+        {
+            var request = registry.Get(lease.Ticket.Id);
+            return new AdminRunning(
+                lease.Ticket.Id, request?.Caller.Name ?? Caller.NameOf(lease.Ticket.Owner), lease.Ticket.Owner, request?.Caller.TierName ?? "",
+                lease.Ticket.Model, lease.Backend, GenerationRunner.Milliseconds(now - lease.StartedAt), request?.GeneratedTokens ?? 0);
+        }).ToList();
+        return Results.Json(
+            new AdminQueue(snapshot.Waiting, snapshot.Running,
+                [.. snapshot.Models.Select(m => new ModelStatus(m.Model, m.Waiting, m.Running, m.Slots, GenerationRunner.Milliseconds(m.EstimatedServiceTime)))],
+                waiting, running),
+            AdminJson.Default.AdminQueue);
+    }
+
+    private static IResult Backends(Scheduler scheduler, BackendsView backends) => Results.Json(
+        new AdminBackends([.. scheduler.Snapshot().Backends.Select(b => new BackendStatus(
+            b.Name, backends.ProtocolName(b.Name), b.Slots, b.Running, b.Healthy, b.Models, b.Completed, Math.Round(b.Utilisation, 4)))]),
+        AdminJson.Default.AdminBackends);
+
+    private static async Task<IResult> KeysAsync(IKeyStore keys, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var all = await keys.ListKeysAsync(cancellationToken);
+        return Results.Json(new AdminKeyList([.. all.Select(k => Describe(k, now))]), AdminJson.Default.AdminKeyList);
+    }
+
+    private static async Task<IResult> CreateKeyAsync(HttpContext context, IKeyStore keys, IOptions<AnteroomOptions> options, TimeProvider time)
+    {
+        var (body, status, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
+        if (body is null)
+        {
+            return NativeEndpoints.Error(status, status == StatusCodes.Status413PayloadTooLarge ? "body_too_large" : "invalid_json", problem!);
+        }
+
+        using (body)
+        {
+            var fields = new FieldReader(body.Root);
+            string? user = fields.String("user", required: true);
+            string? tier = fields.String("tier");
+            string? expires = fields.String("expires");
+            bool admin = fields.Bool("admin") ?? false;
+            bool canAct = fields.Bool("can_act_for_users") ?? false;
+            TimeSpan expiresIn = default;
+            if (fields.IsValid && expires is not null && !KeyIssuer.TryParseExpiry(expires, out expiresIn))
+            {
+                fields.Fail("expires", "'expires' must be a duration such as '30d', '12h', '90m' or '2w'.");
+            }
+
+            if (!fields.IsValid)
+            {
+                return NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_request", fields.Problem!, fields.Field);
+            }
+
+            var issuer = new KeyIssuer(keys, options.Value, time);
+            var (token, key, refused) = await issuer.IssueAsync(
+                new KeyOrder(user, tier, expires is null ? null : expiresIn, admin, canAct), context.RequestAborted);
+            if (token is null)
+            {
+                return NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_request", refused!);
+            }
+
+            return Results.Json(new CreatedKey(token, Describe(key!, time.GetUtcNow())), AdminJson.Default.CreatedKey, statusCode: StatusCodes.Status201Created);
+        }
+    }
+
+    private static async Task<IResult> RevokeKeyAsync(string id, IKeyStore keys, TimeProvider time, CancellationToken cancellationToken) =>
+        await keys.RevokeKeyAsync(id, time.GetUtcNow(), cancellationToken)
+            ? Results.NoContent()
+            : NativeEndpoints.Error(StatusCodes.Status404NotFound, "not_found", $"No unrevoked key '{id}' is known here.");
+
+    private static async Task<IResult> UsageAsync(HttpContext context, IRequestLog log, TimeProvider time)
+    {
+        if (Period(context, time) is not var (since, until, _) || since >= until)
+        {
+            return PeriodProblem();
+        }
+
+        var report = await log.SummarizeAsync(since, until, context.RequestAborted);
+        return Results.Json(
+            new UsageBody(report.Since, report.Until, [.. report.Users.Select(u => Line(u, owner: true))], [.. report.Tiers.Select(t => Line(t, owner: false))], report.Hours),
+            AdminJson.Default.UsageBody);
+    }
+
+    private static async Task<IResult> LoggedAsync(HttpContext context, IRequestLog log, TimeProvider time)
+    {
+        if (Period(context, time) is not var (since, until, limit) || since >= until)
+        {
+            return PeriodProblem();
+        }
+
+        string? owner = context.Request.Query["owner"].ToString() is { Length: > 0 } o ? o : null;
+        var entries = await log.ReadRequestsAsync(since, until, owner, limit, context.RequestAborted);
+        return Results.Json(new LoggedRequests([.. entries.Select(e => new LoggedRequest(
+            e.RequestId, e.At, Caller.NameOf(e.Owner), e.Owner, e.KeyId, e.Tier, e.Api, e.Model, e.Backend, e.Outcome, e.Reason,
+            e.WaitedMs, e.TimeToFirstTokenMs, e.RanMs, e.TokensIn, e.TokensOut))]), AdminJson.Default.LoggedRequests);
+    }
+
+    /// <summary>The period asked for: <c>since</c>/<c>until</c> (ISO 8601) or the last <c>hours</c> (24 by default).</summary>
+    private static (DateTimeOffset Since, DateTimeOffset Until, int Limit)? Period(HttpContext context, TimeProvider time)
+    {
+        var query = context.Request.Query;
+        var now = time.GetUtcNow();
+        DateTimeOffset until = now;
+        if (query["until"].ToString() is { Length: > 0 } untilText && !TryParseTime(untilText, out until))
+        {
+            return null;
+        }
+
+        DateTimeOffset since;
+        if (query["since"].ToString() is { Length: > 0 } sinceText)
+        {
+            if (!TryParseTime(sinceText, out since))
+            {
+                return null;
+            }
+        }
+        else
+        {
+            double hours = 24;
+            if (query["hours"].ToString() is { Length: > 0 } hoursText &&
+                (!double.TryParse(hoursText, NumberStyles.Float, CultureInfo.InvariantCulture, out hours) || !(hours > 0) || hours > 24 * 366))
+            {
+                return null;
+            }
+
+            since = until - TimeSpan.FromHours(hours);
+        }
+
+        int limit = 100;
+        if (query["limit"].ToString() is { Length: > 0 } limitText &&
+            (!int.TryParse(limitText, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > MaxLoggedRequests))
+        {
+            return null;
+        }
+
+        return (since, until, limit);
+    }
+
+    private static bool TryParseTime(string text, out DateTimeOffset at) =>
+        DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at);
+
+    private static IResult PeriodProblem() => NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_request",
+        $"Give 'since' and 'until' as ISO 8601 times with since before until, or 'hours' (up to a year); 'limit' from 1 to {MaxLoggedRequests}.");
+
+    private static UsageLine Line(UsageRow row, bool owner) => new(
+        owner ? Caller.NameOf(row.Name) : row.Name, owner ? row.Name : null, row.Requests, row.Completed, row.Failed, row.Cancelled, row.TimedOut,
+        row.Refused, row.RefusedByReason, row.TokensIn, row.TokensOut, row.WaitP50Ms, row.WaitP95Ms);
+
+    private static AdminKey Describe(StoredKey key, DateTimeOffset now) => new(
+        key.Id, key.User, key.Tier,
+        key.RevokedAt is not null ? "revoked" : key.ExpiresAt is { } expires && expires <= now ? "expired" : "active",
+        key.CreatedAt, key.ExpiresAt, key.RevokedAt, key.Admin, key.CanActForUsers);
+}

@@ -1,0 +1,72 @@
+using System.Text.Json;
+using Anteroom.Native;
+
+namespace Anteroom.Identity;
+
+/// <summary>
+/// The browser's side of identity: who the page is speaking as, and — in keys mode — pasting a key once so it
+/// lives in an HttpOnly, SameSite=Strict cookie rather than anywhere a script could read it.
+/// </summary>
+internal static class SessionEndpoints
+{
+    public static void MapSession(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/session", Current);
+        app.MapPost("/session", SignInAsync);
+        app.MapDelete("/session", (HttpContext context) =>
+        {
+            Authenticator.ClearKeyCookie(context);
+            return Results.NoContent();
+        });
+    }
+
+    private static IResult Current(HttpContext context, Authenticator authenticator)
+    {
+        if (!authenticator.RequiresKeys)
+        {
+            BrowserSession.Ensure(context);
+        }
+
+        var authentication = authenticator.Authenticate(context);
+        string mode = authenticator.RequiresKeys ? "keys" : "open";
+        return authentication.Caller is { } caller
+            ? Results.Json(new SessionBody(mode, caller.KeyId is not null, caller.Name, caller.TierName, caller.IsAdmin, null), NativeJson.Default.SessionBody)
+            : Results.Json(new SessionBody(mode, false, null, null, false, authentication.Code), NativeJson.Default.SessionBody);
+    }
+
+    private static async Task<IResult> SignInAsync(HttpContext context, Authenticator authenticator)
+    {
+        string? key = null;
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+            if (document.RootElement.ValueKind == JsonValueKind.Object &&
+                document.RootElement.TryGetProperty("key", out var value) && value.ValueKind == JsonValueKind.String)
+            {
+                key = value.GetString()!.Trim();
+            }
+        }
+        catch (JsonException)
+        {
+            // Answered below like a missing key.
+        }
+        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return NativeEndpoints.Error(StatusCodes.Status413PayloadTooLarge, "body_too_large", "The body is larger than this server accepts.");
+        }
+
+        if (string.IsNullOrEmpty(key))
+        {
+            return NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_request", "Send the key as {\"key\": \"ant_…\"}.", "key");
+        }
+
+        var authentication = authenticator.CheckKey(key);
+        if (authentication.Caller is not { } caller)
+        {
+            return NativeEndpoints.Error(authentication.Status, authentication.Code, authentication.Message, "key");
+        }
+
+        authenticator.SaveKeyCookie(context, key);
+        return Results.Json(new SessionBody(authenticator.RequiresKeys ? "keys" : "open", true, caller.Name, caller.TierName, caller.IsAdmin, null), NativeJson.Default.SessionBody);
+    }
+}
