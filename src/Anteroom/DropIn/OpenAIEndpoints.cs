@@ -43,6 +43,8 @@ internal static class OpenAIEndpoints
                 OpenAIShape.Completion => ReadCompletion(fields),
                 _ => ReadEmbedding(fields),
             };
+            // A trusted application names its end user in the standard `user` field; anyone else's is just metadata.
+            string? endUser = fields.String("user");
             if (!fields.IsValid)
             {
                 await Error(StatusCodes.Status400BadRequest, fields.Problem!, "invalid_request_error", fields.Field, null).ExecuteAsync(context);
@@ -55,8 +57,6 @@ internal static class OpenAIEndpoints
                 OpenAIShape.Completion => "v1/completions",
                 _ => "v1/embeddings",
             };
-            // A trusted application names its end user in the standard `user` field; anyone else's is just metadata.
-            string? endUser = fields.String("user");
             if (endUser is not null && context.Caller().CanActForUsers && !Caller.IsValidEndUser(endUser))
             {
                 await Error(StatusCodes.Status400BadRequest, $"'user' must be 1 to {Caller.MaxEndUserLength} printable characters.",
