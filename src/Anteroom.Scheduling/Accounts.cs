@@ -20,6 +20,31 @@ internal sealed class UserAccount
 
     public bool IsIdle => Waiting == 0 && Running.Count == 0;
 
+    /// <summary>
+    /// Whether forgetting the account changes nothing: it holds no ticket and owes no service on any model (a
+    /// returning user starts at the model's virtual time either way).
+    /// </summary>
+    public bool IsForgettable
+    {
+        get
+        {
+            if (!IsIdle)
+            {
+                return false;
+            }
+
+            foreach (var lane in _lanes.Values)
+            {
+                if (lane.FinishTag > lane.Queue.VirtualTime)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+    }
+
     /// <summary>The user's lane for the queue's model, made on first use.</summary>
     public UserLane Lane(ModelQueue queue)
     {

@@ -103,6 +103,40 @@ public sealed class Scheduler : IDisposable
     public Task WaitForChangeAsync(long seenVersion, CancellationToken cancellationToken = default) =>
         _changes.WaitAsync(seenVersion, cancellationToken);
 
+    /// <summary>How many users the scheduler keeps an account for.</summary>
+    internal int TrackedUsers
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _users.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Drops the accounts of users who hold no ticket and owe no service, so memory follows the users who are
+    /// active or in debt, not every identity ever seen. Returns how many were dropped. Call it now and then.
+    /// </summary>
+    public int ForgetIdleUsers()
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            int before = _users.Count;
+            foreach (var (owner, account) in _users)
+            {
+                if (account.IsForgettable)
+                {
+                    _users.Remove(owner);
+                }
+            }
+
+            return before - _users.Count;
+        }
+    }
+
     /// <summary>Admits a ticket or refuses it at once with a reason and an estimate of when to retry.</summary>
     public Admission Admit(TicketRequest request)
     {

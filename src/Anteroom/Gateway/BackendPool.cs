@@ -132,8 +132,12 @@ internal sealed class BackendHealthProbe(BackendPool pool, IOptions<AnteroomOpti
 }
 
 /// <summary>Forgets ended requests once their replay window has passed.</summary>
-/// <summary>Forgets ended requests once their replay window has passed, and callers whose rate limits hold nothing.</summary>
-internal sealed class RequestSweeper(Requests.RequestRegistry registry, Limits.RateLimits rates, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
+/// <summary>
+/// Forgets ended requests once their replay window has passed, and callers whose rate limits and fair-share
+/// accounts hold nothing.
+/// </summary>
+internal sealed class RequestSweeper(
+    Requests.RequestRegistry registry, Limits.RateLimits rates, Scheduler scheduler, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -143,6 +147,7 @@ internal sealed class RequestSweeper(Requests.RequestRegistry registry, Limits.R
         {
             registry.Sweep(time.GetUtcNow() - retain);
             rates.Sweep();
+            scheduler.ForgetIdleUsers();
         }
     }
 }
