@@ -39,6 +39,9 @@ internal sealed class TestGateway : IAsyncDisposable
 
     public Requests.RequestRegistry Registry => _factory.Services.GetRequiredService<Requests.RequestRegistry>();
 
+    /// <summary>Where the endpoints admit requests: for tests that act as an endpoint at a moment HTTP cannot pin down.</summary>
+    public Requests.Reception Reception => _factory.Services.GetRequiredService<Requests.Reception>();
+
     /// <summary>Fast simulator timing for tests that do not care about timing.</summary>
     public static SimulatorOptions FastSimulator(int outputTokens = 12) => new()
     {

@@ -26,7 +26,9 @@ internal static class NativeEndpoints
 
     private static async Task ChatStreamAsync(HttpContext context, Reception reception, IOptions<AnteroomOptions> options, TimeProvider time)
     {
-        var (request, problem) = await AdmitAsync(context, reception);
+        var (request, hold, problem) = await AdmitAsync(context, reception);
+        // This connection's hold on the request: released when the handler ends, however it ends.
+        using var held = hold;
         if (request is null)
         {
             await problem!.ExecuteAsync(context);
@@ -39,7 +41,9 @@ internal static class NativeEndpoints
 
     private static async Task ChatAsync(HttpContext context, Reception reception)
     {
-        var (request, problem) = await AdmitAsync(context, reception);
+        var (request, hold, problem) = await AdmitAsync(context, reception);
+        // This connection's hold on the request: released when the handler ends, however it ends.
+        using var held = hold;
         if (request is null)
         {
             await problem!.ExecuteAsync(context);
@@ -47,16 +51,13 @@ internal static class NativeEndpoints
         }
 
         RequestEnding ending;
-        using (request.Attach())
+        try
         {
-            try
-            {
-                ending = await request.Ended.WaitAsync(context.RequestAborted);
-            }
-            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-            {
-                return;
-            }
+            ending = await request.Ended.WaitAsync(context.RequestAborted);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return;
         }
 
         context.Response.Headers["X-Request-Id"] = request.Id;
@@ -188,20 +189,22 @@ internal static class NativeEndpoints
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {
-            // The client left; detaching (above) stops the request unless it asked for a reconnect grace.
+            // The client left; once its holds are released (the follower's, and the admitting handler's when it
+            // returns) the request stops, unless it asked for a reconnect grace.
         }
     }
 
-    private static async Task<(LiveRequest? Request, IResult? Problem)> AdmitAsync(HttpContext context, Reception reception)
+    /// <summary>Reads and admits a chat; the caller disposes the returned hold when its handler ends.</summary>
+    private static async Task<(LiveRequest? Request, LiveRequest.Attachment? Hold, IResult? Problem)> AdmitAsync(HttpContext context, Reception reception)
     {
         var (body, problem) = await ReadChatAsync(context, reception);
         if (body is null)
         {
-            return (null, problem);
+            return (null, null, problem);
         }
 
         var reply = reception.Admit(new Arrival(CallerIdentity.Resolve(context), body.Generation) { ReconnectGrace = body.ReconnectGrace, MaxWait = body.MaxWait });
-        return reply.Request is null ? (null, Refused(reply.Refusal!)) : (reply.Request, null);
+        return reply.Request is null ? (null, null, Refused(reply.Refusal!)) : (reply.Request, reply.Hold, null);
     }
 
     private sealed record ChatBody(GenerationRequest Generation, TimeSpan ReconnectGrace, TimeSpan? MaxWait);

@@ -34,12 +34,16 @@ internal sealed record Arrival(string Owner, GenerationRequest Generation)
     public TimeSpan? MaxWait { get; init; }
 }
 
-/// <summary>The answer at the door: a live request, or a refusal to tell the caller.</summary>
-internal readonly record struct Reply(LiveRequest? Request, Refusal? Refusal);
+/// <summary>
+/// The answer at the door: a live request and the hold of the connection that brought it, or a refusal to tell the
+/// caller. The caller disposes <see cref="Hold"/> when that connection's handler ends.
+/// </summary>
+internal readonly record struct Reply(LiveRequest? Request, LiveRequest.Attachment? Hold, Refusal? Refusal);
 
 /// <summary>
 /// Where every request arrives: it is admitted or refused at once, and an admitted one starts its life
-/// (queue, slot, stream) detached from the connection that brought it.
+/// (queue, slot, stream) apart from the connection that brought it — which holds it from the first moment, so
+/// a client that leaves at any point after admission stops it (or starts its reconnect grace).
 /// </summary>
 internal sealed class Reception(
     Scheduler scheduler, RequestRegistry registry, GenerationRunner runner, IOptions<AnteroomOptions> options, TimeProvider time)
@@ -65,14 +69,17 @@ internal sealed class Reception(
         });
         if (!admission.IsAdmitted)
         {
-            return new Reply(null, admission.Refusal);
+            return new Reply(null, null, admission.Refusal);
         }
 
         var grace = ask.ReconnectGrace < MaxReconnectGrace ? ask.ReconnectGrace : MaxReconnectGrace;
         var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace }, time);
+        // Held before anything can await: a hold taken later (when the answer starts) misses a client that leaves
+        // in between, and then nothing ever detaches, so the ticket would wait on with nobody to answer.
+        var hold = request.Attach();
         registry.Add(request);
         _ = runner.RunAsync(request);
-        return new Reply(request, null);
+        return new Reply(request, hold, null);
     }
 
     /// <summary>About four characters a token, plus a little per message for the chat template.</summary>
