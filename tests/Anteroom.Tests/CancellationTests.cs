@@ -35,6 +35,33 @@ public sealed class CancellationTests
         gateway.Simulator("gpu").Release();
     }
 
+    /// <summary>
+    /// A client can leave after its request is admitted but before its answer starts (under load, before the
+    /// handler reaches its first await). Nothing but the hold taken at admission is there to notice, so releasing
+    /// that hold alone must take the ticket out of the queue. Acting as the endpoint pins that moment exactly.
+    /// </summary>
+    [Fact]
+    public async Task ConnectionLeaving_BeforeItsAnswerStarts_StillTakesItsTicketOutOfTheQueue()
+    {
+        var ct = Within30Seconds();
+        await using var gateway = await TestGateway.StartAsync(new TestBackend("gpu", TestGateway.FastSimulator()));
+        gateway.Simulator("gpu").Hold();
+        using var running = await SseStream.ChatAsync(gateway.Client("a"), new { message = "runs" }, ct);
+        await running.ReadUntilAsync(ct, "started");
+        var caller = new Identity.Caller("user:b", "b", "default", new Configuration.TierOptions(), null, false, false);
+        var reply = gateway.Reception.Admit(new Requests.Arrival(
+            caller, new Backends.GenerationRequest { Model = "llama3.1:8b", Messages = [new("user", "leaves at once")] }));
+        var request = Assert.IsType<Requests.LiveRequest>(reply.Request);
+        Assert.Equal(1, gateway.Scheduler.Snapshot().Waiting);
+
+        reply.Hold!.Dispose();
+        await gateway.WaitForSchedulerAsync(s => s.Cancelled == 1 && s.Waiting == 0, ct);
+
+        Assert.Equal("client_disconnected", request.StopReason);
+        Assert.Equal(1, gateway.Scheduler.Snapshot().Running);
+        gateway.Simulator("gpu").Release();
+    }
+
     [Fact]
     public async Task ClientLeaving_WhileRunning_StopsTheBackendGeneration()
     {

@@ -44,6 +44,9 @@ internal sealed class TestGateway : IAsyncDisposable
 
     public IServiceProvider Services => _factory.Services;
 
+    /// <summary>Where the endpoints admit requests: for tests that act as an endpoint at a moment HTTP cannot pin down.</summary>
+    public Requests.Reception Reception => _factory.Services.GetRequiredService<Requests.Reception>();
+
     /// <summary>A fresh directory for a gateway's data, for tests that restart a gateway on the same data.</summary>
     public static string NewDataDirectory() => Directory.CreateTempSubdirectory("anteroom-test-").FullName;
 

@@ -6,7 +6,8 @@ namespace Anteroom.DropIn;
 /// <summary>
 /// The life of one drop-in answer, whatever its API: a stream sends its headers at once and then follows the
 /// request's events; a non-streaming answer waits quietly for the end and is written once. Either way the
-/// connection holds the request, so a client that leaves stops it.
+/// connection holds the request from its admission (<see cref="Reply.Hold"/>, released by the endpoint when this
+/// returns), so a client that leaves stops it — even one that leaves before the answer has started.
 /// </summary>
 internal abstract class DropInResponder(HttpContext context, LiveRequest request, DropInDesk desk, bool stream) : IEventSink
 {
@@ -31,17 +32,12 @@ internal abstract class DropInResponder(HttpContext context, LiveRequest request
                 return;
             }
 
-            RequestEnding ending;
-            using (request.Attach())
-            {
-                ending = await request.Ended.WaitAsync(aborted);
-            }
-
+            var ending = await request.Ended.WaitAsync(aborted);
             await Answer(ending.Type).ExecuteAsync(context);
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException && aborted.IsCancellationRequested)
         {
-            // The client left; detaching stopped the request and its backend call.
+            // The client left; releasing the endpoint's hold on return stops the request and its backend call.
         }
     }
 

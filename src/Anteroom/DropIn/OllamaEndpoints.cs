@@ -66,6 +66,8 @@ internal static class OllamaEndpoints
                 EmbeddingInputs = parsed.EmbeddingInputs,
             };
             var reply = desk.Reception.Admit(arrival);
+            // This connection's hold on the request: released when the handler ends, however it ends.
+            using var hold = reply.Hold;
             if (reply.Request is not { } request)
             {
                 await Refused(reply.Denial!, parsed.Generation.Model).ExecuteAsync(context);

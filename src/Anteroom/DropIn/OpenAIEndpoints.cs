@@ -71,6 +71,8 @@ internal static class OpenAIEndpoints
                 EmbeddingInputs = parsed.EmbeddingInputs,
             };
             var reply = desk.Reception.Admit(arrival);
+            // This connection's hold on the request: released when the handler ends, however it ends.
+            using var hold = reply.Hold;
             if (reply.Rates is { } rates)
             {
                 RateLimitHeaders.Write(context.Response.Headers, rates);

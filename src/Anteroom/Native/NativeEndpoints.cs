@@ -31,7 +31,9 @@ internal static class NativeEndpoints
     private static async Task ChatStreamAsync(
         HttpContext context, Reception reception, IConversationStore conversations, IOptions<AnteroomOptions> options, TimeProvider time)
     {
-        var (request, problem) = await AdmitAsync(context, reception, conversations, options.Value);
+        var (request, hold, problem) = await AdmitAsync(context, reception, conversations, options.Value);
+        // This connection's hold on the request: released when the handler ends, however it ends.
+        using var held = hold;
         if (request is null)
         {
             await problem!.ExecuteAsync(context);
@@ -44,7 +46,9 @@ internal static class NativeEndpoints
 
     private static async Task ChatAsync(HttpContext context, Reception reception, IConversationStore conversations, IOptions<AnteroomOptions> options)
     {
-        var (request, problem) = await AdmitAsync(context, reception, conversations, options.Value);
+        var (request, hold, problem) = await AdmitAsync(context, reception, conversations, options.Value);
+        // This connection's hold on the request: released when the handler ends, however it ends.
+        using var held = hold;
         if (request is null)
         {
             await problem!.ExecuteAsync(context);
@@ -52,16 +56,13 @@ internal static class NativeEndpoints
         }
 
         RequestEnding ending;
-        using (request.Attach())
+        try
         {
-            try
-            {
-                ending = await request.Ended.WaitAsync(context.RequestAborted);
-            }
-            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-            {
-                return;
-            }
+            ending = await request.Ended.WaitAsync(context.RequestAborted);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return;
         }
 
         context.Response.Headers["X-Request-Id"] = request.Id;
@@ -210,17 +211,19 @@ internal static class NativeEndpoints
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {
-            // The client left; detaching (above) stops the request unless it asked for a reconnect grace.
+            // The client left; once its holds are released (the follower's, and the admitting handler's when it
+            // returns) the request stops, unless it asked for a reconnect grace.
         }
     }
 
-    private static async Task<(LiveRequest? Request, IResult? Problem)> AdmitAsync(
+    /// <summary>Reads and admits a chat; the caller disposes the returned hold when its handler ends.</summary>
+    private static async Task<(LiveRequest? Request, LiveRequest.Attachment? Hold, IResult? Problem)> AdmitAsync(
         HttpContext context, Reception reception, IConversationStore conversations, AnteroomOptions options)
     {
         var (body, problem) = await ReadChatAsync(context, reception);
         if (body is null)
         {
-            return (null, problem);
+            return (null, null, problem);
         }
 
         var caller = context.Caller();
@@ -231,7 +234,7 @@ internal static class NativeEndpoints
             var history = await conversations.ReadMessagesAsync(caller.Owner, conversationId, options.Conversations.MaxHistoryMessages, context.RequestAborted);
             if (history is null)
             {
-                return (null, ConversationEndpoints.NotFound(conversationId));
+                return (null, null, ConversationEndpoints.NotFound(conversationId));
             }
 
             string message = generation.Messages[^1].Content;
@@ -252,7 +255,7 @@ internal static class NativeEndpoints
             MaxWait = body.MaxWait,
             Conversation = turn,
         });
-        return reply.Request is null ? (null, Refused(reply.Denial!)) : (reply.Request, null);
+        return reply.Request is null ? (null, null, Refused(reply.Denial!)) : (reply.Request, reply.Hold, null);
     }
 
     /// <summary>The newest messages of a conversation whose estimated tokens fit the budget, in order.</summary>

@@ -76,14 +76,18 @@ internal sealed record Denial(int Status, string Code, string Message, TimeSpan?
     };
 }
 
-/// <summary>The answer at the door: a live request, or a denial to tell the caller; and the caller's rate-limit state.</summary>
-internal readonly record struct Reply(LiveRequest? Request, Denial? Denial, RateState? Rates);
+/// <summary>
+/// The answer at the door: a live request and the hold of the connection that brought it, or a denial to tell the
+/// caller; and the caller's rate-limit state. The caller disposes <see cref="Hold"/> when its handler ends.
+/// </summary>
+internal readonly record struct Reply(LiveRequest? Request, LiveRequest.Attachment? Hold, Denial? Denial, RateState? Rates);
 
 /// <summary>
 /// Where every request arrives: the caller's tier is applied (models, output length, requests and tokens per
 /// minute, then the queue's own limits with the tier's weight), and the request is admitted or refused at once.
-/// An admitted one lives detached from the connection that brought it; when it ends, exactly once, its tokens are
-/// settled, it is logged, and a conversation's turn is stored.
+/// An admitted one lives apart from the connection that brought it — which holds it from the first moment, so a
+/// client that leaves at any point after admission stops it (or starts its reconnect grace). When it ends, exactly
+/// once, its tokens are settled, it is logged, and a conversation's turn is stored.
 /// </summary>
 internal sealed partial class Reception(
     Scheduler scheduler,
@@ -147,9 +151,12 @@ internal sealed partial class Reception(
 
         var grace = ask.ReconnectGrace < MaxReconnectGrace ? ask.ReconnectGrace : MaxReconnectGrace;
         var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace, ReservedTokens = reserved }, time);
+        // Held before anything can await: a hold taken later (when the answer starts) misses a client that leaves
+        // in between, and then nothing ever detaches, so the ticket would wait on with nobody to answer.
+        var hold = request.Attach();
         registry.Add(request);
         _ = RunAsync(request, limit);
-        return new Reply(request, null, decision.State);
+        return new Reply(request, hold, null, decision.State);
     }
 
     /// <summary>Runs the request, then settles what it used; every admitted request passes here exactly once.</summary>
@@ -200,7 +207,7 @@ internal sealed partial class Reception(
         requestLog.Record(new RequestLogEntry(
             id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, ApiName(ask.Protocol), ask.Generation.Model,
             null, "refused", denial.Code, 0, null, 0, 0, 0));
-        return new Reply(null, denial, state);
+        return new Reply(null, null, denial, state);
     }
 
     /// <summary>What the tier forbids outright: a model outside its list, or a longer answer than it allows.</summary>
