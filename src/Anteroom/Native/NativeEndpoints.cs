@@ -107,7 +107,7 @@ internal static class NativeEndpoints
 
     private static IResult CancelMine(HttpContext context, RequestRegistry registry)
     {
-        var live = registry.OwnedBy(context.Caller().Owner).Where(r => !r.Events.IsComplete).ToList();
+        var live = registry.OwnedBy(context.Caller().Owner).Where(r => r.EndedAt is null).ToList();
         foreach (var request in live)
         {
             request.Stop("cancelled_by_user");
@@ -145,7 +145,7 @@ internal static class NativeEndpoints
             return NotFound(id);
         }
 
-        if (request.Events.IsComplete)
+        if (request.EndedAt is not null)
         {
             return Error(StatusCodes.Status409Conflict, "already_ended", $"Request '{id}' has already ended ({StateName(request.Ticket)}).");
         }
