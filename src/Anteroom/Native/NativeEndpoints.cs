@@ -226,6 +226,7 @@ internal static class NativeEndpoints
         var caller = context.Caller();
         var generation = body.Generation;
         ConversationTurn? turn = null;
+        bool titleFromMessage = false;
         if (body.ConversationId is { } conversationId)
         {
             var history = await conversations.ReadMessagesAsync(caller.Owner, conversationId, options.Conversations.MaxHistoryMessages, context.RequestAborted);
@@ -234,16 +235,10 @@ internal static class NativeEndpoints
                 return (null, ConversationEndpoints.NotFound(conversationId));
             }
 
-            string message = generation.Messages[^1].Content;
-            if (history.Count == 0 &&
-                await conversations.FindConversationAsync(caller.Owner, conversationId, context.RequestAborted) is { Title: ConversationEndpoints.DefaultTitle })
-            {
-                await conversations.RenameConversationAsync(
-                    caller.Owner, conversationId, ConversationEndpoints.TitleFrom(message), context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow(), context.RequestAborted);
-            }
-
+            titleFromMessage = history.Count == 0 &&
+                await conversations.FindConversationAsync(caller.Owner, conversationId, context.RequestAborted) is { Title: ConversationEndpoints.DefaultTitle };
             generation = generation with { Messages = [.. Bounded(history, options.Conversations.MaxHistoryTokens), .. generation.Messages] };
-            turn = new ConversationTurn(conversationId, message);
+            turn = new ConversationTurn(conversationId, body.Generation.Messages[^1].Content);
         }
 
         var reply = reception.Admit(new Arrival(caller, generation)
@@ -252,7 +247,20 @@ internal static class NativeEndpoints
             MaxWait = body.MaxWait,
             Conversation = turn,
         });
-        return reply.Request is null ? (null, Refused(reply.Denial!)) : (reply.Request, null);
+        if (reply.Request is null)
+        {
+            return (null, Refused(reply.Denial!));
+        }
+
+        // Only a message that was admitted (and so is stored) names the conversation. Not cancelled with the
+        // connection: the request is admitted now, and its holder attaches below.
+        if (titleFromMessage)
+        {
+            await conversations.RenameConversationAsync(
+                caller.Owner, turn!.Id, ConversationEndpoints.TitleFrom(turn.Message), context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow(), CancellationToken.None);
+        }
+
+        return (reply.Request, null);
     }
 
     /// <summary>The newest messages of a conversation whose estimated tokens fit the budget, in order.</summary>
