@@ -66,6 +66,15 @@ internal static class KeysCommand
             return 2;
         }
 
+        foreach (string name in (string[])["user", "tier"])
+        {
+            if (flags.TryGetValue(name, out var value) && value is null)
+            {
+                await error.WriteLineAsync($"--{name} needs a value.\n\n{Usage}");
+                return 2;
+            }
+        }
+
         TimeSpan? expiresIn = null;
         if (flags.TryGetValue("expires", out var expires))
         {
@@ -140,7 +149,8 @@ internal static class KeysCommand
             {
                 string name = arg[2..];
                 bool takesValue = name is "user" or "tier" or "expires";
-                flags[name] = takesValue && i + 1 < args.Length ? args[++i] : null;
+                // A value never starts with "--": a flag left without one must not swallow the next option.
+                flags[name] = takesValue && i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null;
             }
         }
 

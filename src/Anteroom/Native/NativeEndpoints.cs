@@ -108,7 +108,7 @@ internal static class NativeEndpoints
 
     private static IResult CancelMine(HttpContext context, RequestRegistry registry)
     {
-        var live = registry.OwnedBy(context.Caller().Owner).Where(r => !r.Events.IsComplete).ToList();
+        var live = registry.OwnedBy(context.Caller().Owner).Where(r => r.EndedAt is null).ToList();
         foreach (var request in live)
         {
             request.Stop("cancelled_by_user");
@@ -146,7 +146,7 @@ internal static class NativeEndpoints
             return NotFound(id);
         }
 
-        if (request.Events.IsComplete)
+        if (request.EndedAt is not null)
         {
             return Error(StatusCodes.Status409Conflict, "already_ended", $"Request '{id}' has already ended ({StateName(request.Ticket)}).");
         }
@@ -229,6 +229,7 @@ internal static class NativeEndpoints
         var caller = context.Caller();
         var generation = body.Generation;
         ConversationTurn? turn = null;
+        bool titleFromMessage = false;
         if (body.ConversationId is { } conversationId)
         {
             var history = await conversations.ReadMessagesAsync(caller.Owner, conversationId, options.Conversations.MaxHistoryMessages, context.RequestAborted);
@@ -237,16 +238,10 @@ internal static class NativeEndpoints
                 return (null, null, ConversationEndpoints.NotFound(conversationId));
             }
 
-            string message = generation.Messages[^1].Content;
-            if (history.Count == 0 &&
-                await conversations.FindConversationAsync(caller.Owner, conversationId, context.RequestAborted) is { Title: ConversationEndpoints.DefaultTitle })
-            {
-                await conversations.RenameConversationAsync(
-                    caller.Owner, conversationId, ConversationEndpoints.TitleFrom(message), context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow(), context.RequestAborted);
-            }
-
+            titleFromMessage = history.Count == 0 &&
+                await conversations.FindConversationAsync(caller.Owner, conversationId, context.RequestAborted) is { Title: ConversationEndpoints.DefaultTitle };
             generation = generation with { Messages = [.. Bounded(history, options.Conversations.MaxHistoryTokens), .. generation.Messages] };
-            turn = new ConversationTurn(conversationId, message);
+            turn = new ConversationTurn(conversationId, body.Generation.Messages[^1].Content);
         }
 
         var reply = reception.Admit(new Arrival(caller, generation)
@@ -255,7 +250,29 @@ internal static class NativeEndpoints
             MaxWait = body.MaxWait,
             Conversation = turn,
         });
-        return reply.Request is null ? (null, null, Refused(reply.Denial!)) : (reply.Request, reply.Hold, null);
+        if (reply.Request is null)
+        {
+            return (null, null, Refused(reply.Denial!));
+        }
+
+        // Only a message that was admitted (and so is stored) names the conversation. Not cancelled with the
+        // connection: the request is admitted now, and the hold returned below notices a client that left.
+        if (titleFromMessage)
+        {
+            try
+            {
+                await conversations.RenameConversationAsync(
+                    caller.Owner, turn!.Id, ConversationEndpoints.TitleFrom(turn.Message), context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow(), CancellationToken.None);
+            }
+            catch
+            {
+                // The handler never gets the hold: release it here, or the request would outlive its client.
+                reply.Hold?.Dispose();
+                throw;
+            }
+        }
+
+        return (reply.Request, reply.Hold, null);
     }
 
     /// <summary>The newest messages of a conversation whose estimated tokens fit the budget, in order.</summary>

@@ -39,7 +39,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
             // A bug, not a backend failure: still end the request and free what it holds.
             LogRunnerFailed(exception, request.Id);
             scheduler.Cancel(request.Ticket);
-            if (!request.Events.IsComplete)
+            if (request.EndedAt is null)
             {
                 EndFailed(request, new RequestFailure("internal_error", "Anteroom failed to run this request."));
             }

@@ -37,6 +37,7 @@ internal sealed class LiveRequest
     private int _attached;
     private ITimer? _graceTimer;
     private string? _stopReason;
+    private RequestEnding? _ending;
 
     public LiveRequest(Ticket ticket, Arrival arrival, TimeProvider time)
     {
@@ -104,9 +105,10 @@ internal sealed class LiveRequest
     /// <summary>Why it was stopped: <c>cancelled_by_user</c> or <c>client_disconnected</c>.</summary>
     public string StopReason => Volatile.Read(ref _stopReason) ?? "cancelled";
 
-    /// <summary>Completes with the terminal event once the request has ended.</summary>
+    /// <summary>Completes with the terminal event once the request's end has been published.</summary>
     public Task<RequestEnding> Ended => _ended.Task;
 
+    /// <summary>When it ended; set by <see cref="End"/>, before its holders are told.</summary>
     public DateTimeOffset? EndedAt { get; private set; }
 
     /// <summary>The backend's bytes as relayed, in order (a relayed request's whole answer).</summary>
@@ -132,18 +134,33 @@ internal sealed class LiveRequest
         _stop.Cancel();
     }
 
-    /// <summary>Records the terminal event (exactly once) and closes the log.</summary>
+    /// <summary>
+    /// Records how the request ended, exactly once. Its holders are told only by <see cref="Publish"/>, once what
+    /// the ending settles (its tokens, its log entry, its conversation turn) is done: whoever sees the end sees those.
+    /// </summary>
     public void End(string type, byte[] data)
     {
+        if (_ending is not null)
+        {
+            throw new InvalidOperationException($"Request {Id} already ended ({_ending.Type}); cannot end it again ({type}).");
+        }
+
         EndedAt = _time.GetUtcNow();
-        Events.Append(type, data, final: true);
+        _ending = new RequestEnding(type, data);
+    }
+
+    /// <summary>Tells the holders how the request ended: appends the terminal event, closing the log, and completes <see cref="Ended"/>.</summary>
+    public void Publish()
+    {
+        var ending = _ending ?? throw new InvalidOperationException($"Request {Id} has not ended; there is nothing to publish.");
+        Events.Append(ending.Type, ending.Data, final: true);
         lock (_gate)
         {
             _graceTimer?.Dispose();
             _graceTimer = null;
         }
 
-        _ended.TrySetResult(new RequestEnding(type, data));
+        _ended.TrySetResult(ending);
     }
 
     /// <summary>A connection follows the request; dispose when it goes away.</summary>

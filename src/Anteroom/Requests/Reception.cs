@@ -159,8 +159,25 @@ internal sealed partial class Reception(
         return new Reply(request, hold, null, decision.State);
     }
 
-    /// <summary>Runs the request, then settles what it used; every admitted request passes here exactly once.</summary>
+    /// <summary>
+    /// Runs the request and settles it, then tells its holders how it ended: a client that sees the end (and sends
+    /// its next message, or reads its conversation or the log) finds its tokens settled, its entry recorded and its
+    /// answer stored.
+    /// </summary>
     private async Task RunAsync(LiveRequest request, RateLimit limit)
+    {
+        try
+        {
+            await RunAndSettleAsync(request, limit);
+        }
+        finally
+        {
+            request.Publish();
+        }
+    }
+
+    /// <summary>Runs the request, then settles what it used; every admitted request passes here exactly once.</summary>
+    private async Task RunAndSettleAsync(LiveRequest request, RateLimit limit)
     {
         var userTurn = request.Arrival.Conversation is { } turn
             ? conversations.AppendMessageAsync(request.Owner, turn.Id, new NewMessage("user", turn.Message, request.CreatedAt, request.Id, null, null))
