@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Runs every Anteroom test on a fresh machine that has the .NET SDK, Node 20 and npm; installs anything else the
-# tests need: the .NET tests first (they also build the gateway), then the Node SDK tests against that build.
+# tests need (Debian's Chromium for the browser tests): the .NET tests first (they also build the gateway), then
+# the Node SDK tests and the browser tests against that build.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+# The browser tests drive Debian's Chromium; install it when this machine lacks it.
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM_PATH:-}" ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 dotnet_log=$(mktemp)
 node_log=$(mktemp)
@@ -10,12 +18,15 @@ trap 'rm -f "$dotnet_log" "$node_log"' EXIT
 status=0
 dotnet test Anteroom.slnx --nologo 2>&1 | tee "$dotnet_log" || status=$?
 
-# The official openai and ollama npm packages against the gateway built above (tests/node, lock file pinned).
+# The official openai and ollama npm packages (tests/node), then the pages in Chromium (tests/browser), against
+# the gateway built above; each with its lock file pinned.
 node_status=0
-(cd tests/node && npm ci --no-audit --no-fund && node --test) 2>&1 | tee "$node_log" || node_status=$?
+for suite in tests/node tests/browser; do
+  (cd "$suite" && npm ci --no-audit --no-fund && node --test) 2>&1 | tee -a "$node_log" || node_status=$?
+done
 if [ "$node_status" -ne 0 ]; then status=$node_status; fi
 
-# One closing line over every test project and the Node suite: "N passed, N failed".
+# One closing line over every test project and the Node suites: "N passed, N failed".
 # node --test ends with "# pass N", "# fail N", "# cancelled N" (TAP, as here where its output is piped) or
 # "ℹ pass N"... (spec).
 awk -v node_status="$node_status" '
