@@ -91,6 +91,7 @@ internal sealed partial class Reception(
     GenerationRunner runner,
     RateLimits rates,
     IRequestLog requestLog,
+    Admin.IRequestMetrics metrics,
     IConversationStore conversations,
     IOptions<AnteroomOptions> options,
     TimeProvider time,
@@ -166,6 +167,7 @@ internal sealed partial class Reception(
         int tokensOut = usage?.CompletionTokens ?? request.GeneratedTokens;
         rates.Settle(request.Owner, limit, request.Arrival.ReservedTokens, tokensIn + tokensOut);
         requestLog.Record(LogEntry(request, tokensIn, tokensOut));
+        metrics.Ended(request, tokensOut);
 
         try
         {
@@ -200,6 +202,7 @@ internal sealed partial class Reception(
         requestLog.Record(new RequestLogEntry(
             id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, ApiName(ask.Protocol), ask.Generation.Model,
             null, "refused", denial.Code, 0, null, 0, 0, 0));
+        metrics.Refused(denial.Code);
         return new Reply(null, denial, state);
     }
 
