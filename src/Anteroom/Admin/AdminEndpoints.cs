@@ -13,8 +13,9 @@ using Microsoft.Extensions.Options;
 namespace Anteroom.Admin;
 
 /// <summary>
-/// The operator's API under <c>/admin</c> (admin keys only, enforced by the access gate): the whole queue with
-/// owners, the backends, the keys, and usage from the request log. Any request is cancelled with
+/// The operator's API under <c>/admin/</c> (admin keys only, enforced by the access gate): the whole queue with
+/// owners, the backends, the keys, usage from the request log, the last hour's metrics and a live event stream of
+/// all that for the dashboard page served at <c>/admin</c>. Any request is cancelled with
 /// <c>DELETE /queue/requests/{id}</c>, which admins may use on anyone's.
 /// </summary>
 internal static class AdminEndpoints
@@ -23,6 +24,13 @@ internal static class AdminEndpoints
 
     public static void MapAdminApi(this IEndpointRouteBuilder app)
     {
+        // The dashboard page itself is a page like the chat page (the access gate lets anyone load it); everything
+        // it shows comes from the admin endpoints below, which need an admin caller.
+        string dashboard = Path.Combine(AppContext.BaseDirectory, "wwwroot", "admin.html");
+        app.MapMethods("/admin", [HttpMethods.Get, HttpMethods.Head], () =>
+            File.Exists(dashboard) ? Results.File(dashboard, "text/html; charset=utf-8") : Results.NotFound());
+        app.MapGet("/admin/events", AdminEvents.StreamAsync);
+        app.MapGet("/admin/metrics", Metrics);
         app.MapGet("/admin/queue", Queue);
         app.MapGet("/admin/backends", Backends);
         app.MapGet("/admin/keys", KeysAsync);
@@ -32,35 +40,25 @@ internal static class AdminEndpoints
         app.MapGet("/admin/requests", LoggedAsync);
     }
 
-    private static IResult Queue(Scheduler scheduler, RequestRegistry registry, TimeProvider time)
-    {
-        var now = time.GetUtcNow();
-        var snapshot = scheduler.Snapshot();
-        var waiting = scheduler.GetWaiting().Select(w =>
-        {
-            var caller = registry.Get(w.Ticket.Id)?.Caller;
-            return new AdminWaiting(
-                w.Ticket.Id, caller?.Name ?? Caller.NameOf(w.Ticket.Owner), w.Ticket.Owner, caller?.TierName ?? "", w.Ticket.Model, w.Position,
-                GenerationRunner.Milliseconds(now - w.Ticket.ArrivedAt));
-        }).ToList();
-        var running = scheduler.GetRunning().Select(lease =>
-        {
-            var request = registry.Get(lease.Ticket.Id);
-            return new AdminRunning(
-                lease.Ticket.Id, request?.Caller.Name ?? Caller.NameOf(lease.Ticket.Owner), lease.Ticket.Owner, request?.Caller.TierName ?? "",
-                lease.Ticket.Model, lease.Backend, GenerationRunner.Milliseconds(now - lease.StartedAt), request?.GeneratedTokens ?? 0);
-        }).ToList();
-        return Results.Json(
-            new AdminQueue(snapshot.Waiting, snapshot.Running,
-                [.. snapshot.Models.Select(m => new ModelStatus(m.Model, m.Waiting, m.Running, m.Slots, GenerationRunner.Milliseconds(m.EstimatedServiceTime)))],
-                waiting, running),
-            AdminJson.Default.AdminQueue);
-    }
+    private static IResult Queue(Scheduler scheduler, RequestRegistry registry) =>
+        Results.Json(AdminViews.Queue(scheduler, scheduler.Snapshot(), registry), AdminJson.Default.AdminQueue);
 
-    private static IResult Backends(Scheduler scheduler, BackendsView backends) => Results.Json(
-        new AdminBackends([.. scheduler.Snapshot().Backends.Select(b => new BackendStatus(
-            b.Name, backends.ProtocolName(b.Name), b.Slots, b.Running, b.Healthy, b.Models, b.Completed, Math.Round(b.Utilisation, 4)))]),
-        AdminJson.Default.AdminBackends);
+    private static IResult Backends(Scheduler scheduler, BackendsView backends) =>
+        Results.Json(AdminViews.Backends(scheduler.Snapshot(), backends), AdminJson.Default.AdminBackends);
+
+    /// <summary><c>GET /admin/metrics?minutes=60</c>: the newest minutes of ten-second points, the current one last.</summary>
+    private static IResult Metrics(HttpContext context, GatewayMetrics metrics, Scheduler scheduler)
+    {
+        int minutes = 60;
+        if (context.Request.Query["minutes"].ToString() is { Length: > 0 } text &&
+            (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out minutes) || minutes is < 1 or > 60))
+        {
+            return NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_request", "'minutes' must be a whole number from 1 to 60.", "minutes");
+        }
+
+        int buckets = (minutes * 60 / GatewayMetrics.BucketSeconds) + 1;
+        return Results.Json(AdminViews.Metrics(metrics, buckets, scheduler.Snapshot()), AdminJson.Default.AdminMetrics);
+    }
 
     private static async Task<IResult> KeysAsync(IKeyStore keys, TimeProvider time, CancellationToken cancellationToken)
     {

@@ -33,6 +33,45 @@ internal sealed record LoggedRequest(
 
 internal sealed record LoggedRequests(IReadOnlyList<LoggedRequest> Requests);
 
+/// <summary>
+/// Ten seconds of the gateway. Rates are over the seconds the point covers: the full bucket once it is complete,
+/// the time so far for the current one. Percentiles are of the waits of requests dispatched in it (0 when none:
+/// see <c>waits</c>).
+/// </summary>
+internal sealed record MetricsPoint(
+    DateTimeOffset At,
+    bool Complete,
+    int QueueLength,
+    int QueueLengthLast,
+    long WaitP50Ms,
+    long WaitP95Ms,
+    int Waits,
+    double Tokens,
+    double TokensPerSecond,
+    int Refusals,
+    double RefusalsPerMinute,
+    IReadOnlyDictionary<string, int> RefusalsByCode,
+    int Completed);
+
+internal sealed record BackendThroughput(string Name, double TokensPerSecond);
+
+/// <summary>A series of points, oldest first, and each backend's tokens per second over the last minute.</summary>
+internal sealed record AdminMetrics(int BucketSeconds, IReadOnlyList<MetricsPoint> Points, IReadOnlyList<BackendThroughput> Backends);
+
+/// <summary>
+/// What the dashboard's event stream pushes: the fields of <c>/admin/queue</c> and <c>/admin/backends</c> side by
+/// side, and the last minute of metrics (the current point last).
+/// </summary>
+internal sealed record AdminSnapshot(
+    DateTimeOffset At,
+    int Waiting,
+    int Running,
+    IReadOnlyList<ModelStatus> Models,
+    IReadOnlyList<AdminWaiting> Queue,
+    IReadOnlyList<AdminRunning> Active,
+    IReadOnlyList<BackendStatus> Backends,
+    AdminMetrics Metrics);
+
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
@@ -43,4 +82,6 @@ internal sealed record LoggedRequests(IReadOnlyList<LoggedRequest> Requests);
 [JsonSerializable(typeof(CreatedKey))]
 [JsonSerializable(typeof(UsageBody))]
 [JsonSerializable(typeof(LoggedRequests))]
+[JsonSerializable(typeof(AdminMetrics))]
+[JsonSerializable(typeof(AdminSnapshot))]
 internal sealed partial class AdminJson : JsonSerializerContext;

@@ -83,12 +83,15 @@ internal static partial class GatewayComposition
         services.AddSingleton<RequestRegistry>();
         services.AddSingleton<GenerationRunner>();
         services.AddSingleton<Reception>();
+        services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<IRequestMetrics>(provider => provider.GetRequiredService<GatewayMetrics>());
         services.AddSingleton<DropInDesk>();
         services.AddSingleton<RateLimits>();
         services.AddSingleton<Authenticator>();
         services.AddCors();
         services.AddHostedService<BackendHealthProbe>();
         services.AddHostedService<RequestSweeper>();
+        services.AddHostedService<QueueSampler>();
     }
 
     /// <summary>Maps the endpoints and the chat page, and announces where Anteroom listens.</summary>

@@ -95,6 +95,7 @@ internal sealed partial class Reception(
     GenerationRunner runner,
     RateLimits rates,
     IRequestLog requestLog,
+    Admin.IRequestMetrics metrics,
     IConversationStore conversations,
     IOptions<AnteroomOptions> options,
     TimeProvider time,
@@ -190,6 +191,7 @@ internal sealed partial class Reception(
         int tokensOut = usage?.CompletionTokens ?? request.GeneratedTokens;
         rates.Settle(request.Owner, limit, request.Arrival.ReservedTokens, tokensIn + tokensOut);
         requestLog.Record(LogEntry(request, tokensIn, tokensOut));
+        metrics.Ended(request, tokensOut);
 
         try
         {
@@ -224,6 +226,7 @@ internal sealed partial class Reception(
         requestLog.Record(new RequestLogEntry(
             id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, ApiName(ask.Protocol), ask.Generation.Model,
             null, "refused", denial.Code, 0, null, 0, 0, 0));
+        metrics.Refused(denial.Code);
         return new Reply(null, null, denial, state);
     }
 

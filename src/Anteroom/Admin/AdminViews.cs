@@ -1,0 +1,92 @@
+using Anteroom.Gateway;
+using Anteroom.Identity;
+using Anteroom.Native;
+using Anteroom.Requests;
+using Anteroom.Scheduling;
+
+namespace Anteroom.Admin;
+
+/// <summary>
+/// The operator's views of the gateway, built once here for both the admin API's answers and the dashboard's
+/// event stream, so the two always agree.
+/// </summary>
+internal static class AdminViews
+{
+    /// <summary>Every waiting (up to <paramref name="limitPerModel"/> per model) and running request, with owners.</summary>
+    public static AdminQueue Queue(Scheduler scheduler, SchedulerSnapshot snapshot, RequestRegistry registry, int limitPerModel = int.MaxValue)
+    {
+        var now = snapshot.TakenAt;
+        var waiting = scheduler.GetWaiting(limitPerModel).Select(w =>
+        {
+            var caller = registry.Get(w.Ticket.Id)?.Caller;
+            return new AdminWaiting(
+                w.Ticket.Id, caller?.Name ?? Caller.NameOf(w.Ticket.Owner), w.Ticket.Owner, caller?.TierName ?? "", w.Ticket.Model, w.Position,
+                GenerationRunner.Milliseconds(now - w.Ticket.ArrivedAt));
+        }).ToList();
+        var running = scheduler.GetRunning().Select(lease =>
+        {
+            var request = registry.Get(lease.Ticket.Id);
+            return new AdminRunning(
+                lease.Ticket.Id, request?.Caller.Name ?? Caller.NameOf(lease.Ticket.Owner), lease.Ticket.Owner, request?.Caller.TierName ?? "",
+                lease.Ticket.Model, lease.Backend, GenerationRunner.Milliseconds(now - lease.StartedAt), request?.GeneratedTokens ?? 0);
+        }).ToList();
+        return new AdminQueue(snapshot.Waiting, snapshot.Running,
+            [.. snapshot.Models.Select(m => new ModelStatus(m.Model, m.Waiting, m.Running, m.Slots, GenerationRunner.Milliseconds(m.EstimatedServiceTime)))],
+            waiting, running);
+    }
+
+    /// <summary>Each backend's slots, health, models and use.</summary>
+    public static AdminBackends Backends(SchedulerSnapshot snapshot, BackendsView backends) =>
+        new([.. snapshot.Backends.Select(b => new BackendStatus(
+            b.Name, backends.ProtocolName(b.Name), b.Slots, b.Running, b.Healthy, b.Models, b.Completed, Math.Round(b.Utilisation, 4)))]);
+
+    /// <summary>The newest <paramref name="buckets"/> metrics points, and every backend's throughput over the last minute.</summary>
+    public static AdminMetrics Metrics(GatewayMetrics metrics, int buckets, SchedulerSnapshot snapshot)
+    {
+        var points = metrics.Read(buckets).Select(Point).ToList();
+        var throughput = metrics.BackendTokensPerSecond();
+        // Every configured backend, idle ones at zero, then any that no longer exists but produced in the minute.
+        var names = snapshot.Backends.Select(b => b.Name).Concat(throughput.Keys).Distinct(StringComparer.Ordinal);
+        return new AdminMetrics(
+            GatewayMetrics.BucketSeconds,
+            points,
+            [.. names.Select(name => new BackendThroughput(name, Math.Round(throughput.GetValueOrDefault(name), 2)))]);
+    }
+
+    /// <summary>The dashboard's pushed state: queue, backends and the last minute of metrics, from one scheduler snapshot.</summary>
+    public static AdminSnapshot Snapshot(
+        Scheduler scheduler, RequestRegistry registry, BackendsView backends, GatewayMetrics metrics, int waitingLimitPerModel)
+    {
+        var snapshot = scheduler.Snapshot();
+        var queue = Queue(scheduler, snapshot, registry, waitingLimitPerModel);
+        return new AdminSnapshot(
+            snapshot.TakenAt, queue.Waiting, queue.Running, queue.Models, queue.Queue, queue.Active,
+            Backends(snapshot, backends).Backends,
+            // A minute, not just the newest point: waits and tokens are filed when requests end, into the buckets
+            // they belong to, so the last few buckets can still change after the page first saw them.
+            Metrics(metrics, (60 / GatewayMetrics.BucketSeconds) + 1, snapshot));
+    }
+
+    private static MetricsPoint Point(MetricsBucket bucket)
+    {
+        var waits = bucket.WaitsMs;
+        return new MetricsPoint(
+            bucket.At,
+            bucket.Complete,
+            bucket.QueueLengthMax,
+            bucket.QueueLengthLast,
+            Percentile(waits, 0.50),
+            Percentile(waits, 0.95),
+            waits.Count,
+            Math.Round(bucket.Tokens, 3),
+            Math.Round(bucket.Tokens / bucket.Seconds, 2),
+            bucket.Refusals,
+            Math.Round(bucket.Refusals * 60 / bucket.Seconds, 2),
+            bucket.RefusalsByCode,
+            bucket.Completed);
+    }
+
+    /// <summary>Nearest rank, as the scheduler's own wait statistics use; 0 for no samples.</summary>
+    private static long Percentile(IReadOnlyList<double> sorted, double quantile) =>
+        sorted.Count == 0 ? 0 : (long)Math.Round(sorted[(int)Math.Ceiling(quantile * sorted.Count) - 1]);
+}
