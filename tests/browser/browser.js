@@ -32,9 +32,10 @@ export async function newUserPage(browser, url, { width = 1100, height = 760 } =
   return page;
 }
 
-export async function screenshot(page, name) {
+export async function screenshot(page, name, { fullPage = false } = {}) {
   mkdirSync(screenshotsDirectory, { recursive: true });
-  await page.screenshot({ path: path.join(screenshotsDirectory, name) });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(screenshotsDirectory, name), fullPage });
 }
 
 /** Holds or releases every generation of a simulator (its /sim/hold and /sim/release switch). */
