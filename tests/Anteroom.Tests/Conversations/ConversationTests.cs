@@ -299,37 +299,20 @@ public sealed class ConversationTests
     [Fact]
     public async Task History_IsBoundedByMaxHistoryMessages_ButEveryTurnIsStored()
     {
-        var ct = Within30Seconds();
-        await using var gateway = await StartAsync(new Dictionary<string, string?> { ["Anteroom:Conversations:MaxHistoryMessages"] = "2" });
-        var alice = gateway.Client("alice");
-        string id = Id(await CreateAsync(alice, ct));
-        string first = "Remember this long list: " + string.Join(' ', Enumerable.Range(1, 150).Select(i => $"item{i}"));
-
-        var one = await ChatAsync(alice, new { conversation_id = id, message = first, max_tokens = 3 }, ct);
-        var two = await ChatAsync(alice, new { conversation_id = id, message = "Next?", max_tokens = 3 }, ct);
-        var three = await ChatAsync(alice, new { conversation_id = id, message = "And?", max_tokens = 3 }, ct);
-        var stored = await GetAsync(alice, id, ct);
+        var (one, two, three, stored) = await LongThenTwoShortTurnsAsync("MaxHistoryMessages", "2");
 
         // The second request carries the first exchange (the last two messages), so more than the first alone...
         Assert.True(PromptTokens(two) > PromptTokens(one), $"second {PromptTokens(two)}, first {PromptTokens(one)}");
         // ...while the third carries only the second exchange: the long first message is no longer sent.
         Assert.True(PromptTokens(three) < PromptTokens(one) / 4, $"third {PromptTokens(three)}, first {PromptTokens(one)}");
         Assert.Equal(6, Messages(stored).Count);
-        Assert.Equal(first, Text(Messages(stored)[0], "content"));
+        Assert.Equal(LongMessage, Text(Messages(stored)[0], "content"));
     }
 
     [Fact]
     public async Task History_IsBoundedByMaxHistoryTokens()
     {
-        var ct = Within30Seconds();
-        await using var gateway = await StartAsync(new Dictionary<string, string?> { ["Anteroom:Conversations:MaxHistoryTokens"] = "100" });
-        var alice = gateway.Client("alice");
-        string id = Id(await CreateAsync(alice, ct));
-        string first = "Remember this long list: " + string.Join(' ', Enumerable.Range(1, 150).Select(i => $"item{i}"));
-
-        var one = await ChatAsync(alice, new { conversation_id = id, message = first, max_tokens = 3 }, ct);
-        var two = await ChatAsync(alice, new { conversation_id = id, message = "Next?", max_tokens = 3 }, ct);
-        var three = await ChatAsync(alice, new { conversation_id = id, message = "And?", max_tokens = 3 }, ct);
+        var (one, two, three, stored) = await LongThenTwoShortTurnsAsync("MaxHistoryTokens", "100");
 
         Assert.True(PromptTokens(one) > 250, $"first {PromptTokens(one)}");
         // The long first message is over the budget: neither later request carries it...
@@ -337,7 +320,23 @@ public sealed class ConversationTests
         Assert.True(PromptTokens(three) < 100, $"third {PromptTokens(three)}");
         // ...but the short turns after it fit, and are sent: the third carries more history than the second.
         Assert.True(PromptTokens(three) > PromptTokens(two), $"third {PromptTokens(three)}, second {PromptTokens(two)}");
-        Assert.Equal(6, Messages(await GetAsync(alice, id, ct)).Count);
+        Assert.Equal(6, Messages(stored).Count);
+    }
+
+    private static readonly string LongMessage = "Remember this long list: " + string.Join(' ', Enumerable.Range(1, 150).Select(i => $"item{i}"));
+
+    /// <summary>With one history bound set, a conversation of a long message then two short ones; the three answers and the stored conversation.</summary>
+    private static async Task<(JsonElement One, JsonElement Two, JsonElement Three, JsonElement Stored)> LongThenTwoShortTurnsAsync(string bound, string value)
+    {
+        var ct = Within30Seconds();
+        await using var gateway = await StartAsync(new Dictionary<string, string?> { [$"Anteroom:Conversations:{bound}"] = value });
+        var alice = gateway.Client("alice");
+        string id = Id(await CreateAsync(alice, ct));
+
+        var one = await ChatAsync(alice, new { conversation_id = id, message = LongMessage, max_tokens = 3 }, ct);
+        var two = await ChatAsync(alice, new { conversation_id = id, message = "Next?", max_tokens = 3 }, ct);
+        var three = await ChatAsync(alice, new { conversation_id = id, message = "And?", max_tokens = 3 }, ct);
+        return (one, two, three, await GetAsync(alice, id, ct));
     }
 
     [Fact]
