@@ -28,16 +28,18 @@ internal static class AdminEndpoints
         // it shows comes from the admin endpoints below, which need an admin caller.
         string dashboard = Path.Combine(AppContext.BaseDirectory, "wwwroot", "admin.html");
         app.MapMethods("/admin", [HttpMethods.Get, HttpMethods.Head], () =>
-            File.Exists(dashboard) ? Results.File(dashboard, "text/html; charset=utf-8") : Results.NotFound());
-        app.MapGet("/admin/events", AdminEvents.StreamAsync);
-        app.MapGet("/admin/metrics", Metrics);
-        app.MapGet("/admin/queue", Queue);
-        app.MapGet("/admin/backends", Backends);
-        app.MapGet("/admin/keys", KeysAsync);
-        app.MapPost("/admin/keys", CreateKeyAsync);
-        app.MapDelete("/admin/keys/{id}", RevokeKeyAsync);
-        app.MapGet("/admin/usage", UsageAsync);
-        app.MapGet("/admin/requests", LoggedAsync);
+            File.Exists(dashboard) ? Results.File(dashboard, "text/html; charset=utf-8") : Results.NotFound())
+            .WithAccess(Access.Public);
+        var admin = app.MapGroup("/admin").WithAccess(Access.Admin);
+        admin.MapGet("/events", AdminEvents.StreamAsync);
+        admin.MapGet("/metrics", Metrics);
+        admin.MapGet("/queue", Queue);
+        admin.MapGet("/backends", Backends);
+        admin.MapGet("/keys", KeysAsync);
+        admin.MapPost("/keys", CreateKeyAsync);
+        admin.MapDelete("/keys/{id}", RevokeKeyAsync);
+        admin.MapGet("/usage", UsageAsync);
+        admin.MapGet("/requests", LoggedAsync);
     }
 
     private static IResult Queue(Scheduler scheduler, RequestRegistry registry) =>

@@ -100,10 +100,7 @@ internal static class OpenAIEndpoints
 
         var (stream, includeUsage) = StreamFlags(fields);
         int? maxTokens = fields.Int("max_completion_tokens", 1, int.MaxValue) ?? fields.Int("max_tokens", 1, int.MaxValue);
-        if (fields.Int("n", 1, 1) is null && fields.Has("n"))
-        {
-            fields.Fail("n", "'n' must be 1: Anteroom runs one generation per request.");
-        }
+        OnlyOneGeneration(fields, "n");
 
         return new OpenAIRequest(Generation(fields, model, messages, GenerationKind.Chat, null, maxTokens), stream, includeUsage, null, false);
     }
@@ -119,8 +116,22 @@ internal static class OpenAIEndpoints
 
         var (stream, includeUsage) = StreamFlags(fields);
         int? maxTokens = fields.Int("max_tokens", 1, int.MaxValue);
+        OnlyOneGeneration(fields, "n");
+        OnlyOneGeneration(fields, "best_of");
         var prompt = prompts is { Count: 1 } ? prompts[0] : "";
         return new OpenAIRequest(Generation(fields, model, [], GenerationKind.Completion, prompt, maxTokens), stream, includeUsage, null, false);
+    }
+
+    /// <summary>
+    /// A request holds one slot and is reserved and charged for one answer: asking the backend for several at
+    /// once (<c>n</c>, <c>best_of</c>) would run them all on that one slot, outside every limit.
+    /// </summary>
+    private static void OnlyOneGeneration(FieldReader fields, string name)
+    {
+        if (fields.Int(name, 1, 1) is null && fields.Has(name))
+        {
+            fields.Fail(name, $"'{name}' must be 1: Anteroom runs one generation per request.");
+        }
     }
 
     private static OpenAIRequest ReadEmbedding(FieldReader fields)

@@ -3,7 +3,10 @@ using Anteroom.Native;
 
 namespace Anteroom.Gateway;
 
-/// <summary>Which API a path belongs to, so an error written before any endpoint runs still comes in that API's shape.</summary>
+/// <summary>
+/// Which API a path belongs to, so an error written before any endpoint runs still comes in that API's shape. It
+/// decides only the shape of an error; who may call what is decided by endpoint metadata (<see cref="Identity.Access"/>).
+/// </summary>
 internal enum ApiSurface
 {
     /// <summary>The pages and their files: no identity needed.</summary>
@@ -26,12 +29,12 @@ internal static class ApiSurfaces
     public static ApiSurface Of(HttpRequest request)
     {
         var path = request.Path;
-        if (path.StartsWithSegments("/v1", StringComparison.Ordinal))
+        if (path.StartsWithSegments("/v1", StringComparison.OrdinalIgnoreCase))
         {
             return ApiSurface.OpenAI;
         }
 
-        if (path.StartsWithSegments("/api", StringComparison.Ordinal))
+        if (path.StartsWithSegments("/api", StringComparison.OrdinalIgnoreCase))
         {
             return ApiSurface.Ollama;
         }
@@ -39,7 +42,7 @@ internal static class ApiSurfaces
         string value = path.Value ?? "/";
         foreach (var prefix in NativePrefixes)
         {
-            if (prefix.EndsWith('/') ? value.StartsWith(prefix, StringComparison.Ordinal) : path.StartsWithSegments(prefix, StringComparison.Ordinal))
+            if (prefix.EndsWith('/') ? value.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) : path.StartsWithSegments(prefix, StringComparison.OrdinalIgnoreCase))
             {
                 return ApiSurface.Native;
             }

@@ -118,7 +118,7 @@ internal static partial class GatewayComposition
             }
 
             return Results.File(chatPage, "text/html; charset=utf-8");
-        });
+        }).WithAccess(Access.Public);
 
         var options = app.Services.GetRequiredService<IOptions<AnteroomOptions>>().Value;
         if (options.Cors.Origins.Count > 0)

@@ -4,9 +4,34 @@ using Microsoft.Extensions.Options;
 
 namespace Anteroom.Identity;
 
+/// <summary>Who may reach an endpoint, as endpoint metadata the access gate reads.</summary>
+internal sealed class Access
+{
+    private Access(string name) => Name = name;
+
+    /// <summary>Anyone, no identity needed: the pages and Ollama's "is it running" probe.</summary>
+    public static Access Public { get; } = new("public");
+
+    /// <summary>Anyone from an allowed origin; the endpoint checks the key it is given itself (the browser sign-in).</summary>
+    public static Access ChecksOwnKey { get; } = new("checks-own-key");
+
+    /// <summary>Only callers with an admin key.</summary>
+    public static Access Admin { get; } = new("admin");
+
+    public string Name { get; }
+}
+
+internal static class AccessConventions
+{
+    public static TBuilder WithAccess<TBuilder>(this TBuilder builder, Access access)
+        where TBuilder : IEndpointConventionBuilder => builder.WithMetadata(access);
+}
+
 /// <summary>
-/// The door every API call passes: refuses pages of other origins, resolves the caller (or answers 401 in the
-/// API's own shape), keeps the admin endpoints to admin keys, and leaves the caller on the request for endpoints.
+/// The door every request to an endpoint passes, deny by default: unless the endpoint is marked public, it refuses
+/// pages of other origins, resolves the caller (or answers 401 in the API's own shape), keeps admin endpoints to
+/// admin keys, and leaves the caller on the request. It goes by the endpoint routing matched, not by the path's
+/// spelling, so no casing or new route slips past it.
 /// </summary>
 internal sealed class AccessGate(RequestDelegate next, Authenticator authenticator, IOptions<AnteroomOptions> options)
 {
@@ -15,21 +40,22 @@ internal sealed class AccessGate(RequestDelegate next, Authenticator authenticat
     public Task InvokeAsync(HttpContext context)
     {
         var request = context.Request;
-        var surface = ApiSurfaces.Of(request);
-        // Pages and files need no identity; preflights belong to CORS.
-        if (surface == ApiSurface.Page || HttpMethods.IsOptions(request.Method))
+        var endpoint = context.GetEndpoint();
+        var access = endpoint?.Metadata.GetMetadata<Access>();
+        // No endpoint: nothing runs (404 or 405 follow); preflights belong to CORS.
+        if (endpoint is null || access == Access.Public || HttpMethods.IsOptions(request.Method))
         {
             return next(context);
         }
 
+        var surface = ApiSurfaces.Of(request);
         if (!IsOriginAllowed(request))
         {
             return ApiSurfaces.Error(surface, StatusCodes.Status403Forbidden, "origin_not_allowed",
                 $"Pages from {request.Headers.Origin} may not call this API; the operator can allow them in Anteroom:Cors:Origins.").ExecuteAsync(context);
         }
 
-        // The session endpoints check keys themselves: they are where a browser without one gets one.
-        if (request.Path.StartsWithSegments("/session", StringComparison.Ordinal))
+        if (access == Access.ChecksOwnKey)
         {
             return next(context);
         }
@@ -45,7 +71,7 @@ internal sealed class AccessGate(RequestDelegate next, Authenticator authenticat
             return ApiSurfaces.Error(surface, authentication.Status, authentication.Code, authentication.Message).ExecuteAsync(context);
         }
 
-        if (request.Path.StartsWithSegments("/admin", StringComparison.Ordinal) && !caller.IsAdmin)
+        if (access == Access.Admin && !caller.IsAdmin)
         {
             return ApiSurfaces.Error(surface, StatusCodes.Status403Forbidden, "admin_only",
                 "The admin endpoints need an admin key ('anteroom keys create --admin').").ExecuteAsync(context);
@@ -57,7 +83,8 @@ internal sealed class AccessGate(RequestDelegate next, Authenticator authenticat
 
     /// <summary>
     /// A browser names the page's origin on cross-origin calls. The session cookies are SameSite already; this
-    /// also stops another site's page from spending a user's place in the queue through a key it was given.
+    /// also stops another site's page from spending a user's place in the queue through a key it was given. The
+    /// scheme is not compared: behind a TLS-terminating proxy the page is https while Anteroom sees http.
     /// </summary>
     private bool IsOriginAllowed(HttpRequest request)
     {
@@ -67,6 +94,7 @@ internal sealed class AccessGate(RequestDelegate next, Authenticator authenticat
             return true;
         }
 
-        return string.Equals(origin, $"{request.Scheme}://{request.Host}", StringComparison.OrdinalIgnoreCase);
+        return Uri.TryCreate(origin, UriKind.Absolute, out var uri) &&
+            string.Equals(uri.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase);
     }
 }

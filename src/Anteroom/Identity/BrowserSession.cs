@@ -42,8 +42,9 @@ internal static class BrowserSession
             MaxAge = TimeSpan.FromDays(30),
             IsEssential = true,
         });
-        // The page's own first request already counts as this browser.
-        context.Request.Headers.Cookie = $"{CookieName}={id}";
+        // The page's own first request already counts as this browser (beside any other cookie it sent).
+        string others = context.Request.Headers.Cookie.ToString();
+        context.Request.Headers.Cookie = others.Length == 0 ? $"{CookieName}={id}" : $"{others}; {CookieName}={id}";
     }
 
     private static bool IsSessionId(string? value) =>

@@ -11,9 +11,10 @@ internal static class SessionEndpoints
 {
     public static void MapSession(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/session", Current);
-        app.MapPost("/session", SignInAsync);
-        app.MapDelete("/session", (HttpContext context) =>
+        var session = app.MapGroup("/session").WithAccess(Access.ChecksOwnKey);
+        session.MapGet("", Current);
+        session.MapPost("", SignInAsync);
+        session.MapDelete("", (HttpContext context) =>
         {
             Authenticator.ClearKeyCookie(context);
             return Results.NoContent();

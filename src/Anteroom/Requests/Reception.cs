@@ -171,6 +171,11 @@ internal sealed partial class Reception(
         {
             await RunAndSettleAsync(request, limit);
         }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            // Settling is bookkeeping: a failure there is logged, and the holders still hear how the request ended.
+            LogSettleFailed(exception, request.Id);
+        }
         finally
         {
             request.Publish();
@@ -180,15 +185,17 @@ internal sealed partial class Reception(
     /// <summary>Runs the request, then settles what it used; every admitted request passes here exactly once.</summary>
     private async Task RunAndSettleAsync(LiveRequest request, RateLimit limit)
     {
+        // Off the admitting thread: the store's first steps are synchronous, and admission must not wait on them.
         var userTurn = request.Arrival.Conversation is { } turn
-            ? conversations.AppendMessageAsync(request.Owner, turn.Id, new NewMessage("user", turn.Message, request.CreatedAt, request.Id, null, null))
+            ? Task.Run(() => conversations.AppendMessageAsync(request.Owner, turn.Id, new NewMessage("user", turn.Message, request.CreatedAt, request.Id, null, null)))
             : Task.FromResult(true);
 
         await runner.RunAsync(request);
 
         var usage = request.Usage;
-        int tokensIn = usage?.PromptTokens ?? request.Ticket.PromptTokens;
-        int tokensOut = usage?.CompletionTokens ?? request.GeneratedTokens;
+        // A request that never reached a backend used nothing; backends' own counts are trusted only as far as sense.
+        int tokensIn = Math.Max(0, usage?.PromptTokens ?? (request.StartedAt is null ? 0 : request.Ticket.PromptTokens));
+        int tokensOut = Math.Max(0, usage?.CompletionTokens ?? request.GeneratedTokens);
         rates.Settle(request.Owner, limit, request.Arrival.ReservedTokens, tokensIn + tokensOut);
         requestLog.Record(LogEntry(request, tokensIn, tokensOut));
         metrics.Ended(request, tokensOut);
@@ -251,23 +258,26 @@ internal sealed partial class Reception(
         return null;
     }
 
-    /// <summary>A request that sets no output limit gets its tier's, on whichever path it runs.</summary>
+    /// <summary>
+    /// A tier's output limit holds on whichever path the request runs: a request that sets none gets the tier's,
+    /// and a relayed body has every output-length field it carries (whichever one its backend reads) held to it.
+    /// </summary>
     private static Arrival WithTierOutputLimit(Arrival ask)
     {
-        if (ask.EmbeddingInputs is not null || ask.Generation.MaxOutputTokens is not null || ask.Caller.Tier.MaxOutputTokens is not { } cap)
+        if (ask.EmbeddingInputs is not null || ask.Caller.Tier.MaxOutputTokens is not { } cap)
         {
             return ask;
         }
 
         return ask with
         {
-            Generation = ask.Generation with { MaxOutputTokens = cap },
+            Generation = ask.Generation with { MaxOutputTokens = Math.Min(ask.Generation.MaxOutputTokens ?? cap, cap) },
             Relay = ask.Relay is { } relay ? relay with { Body = WithMaxTokens(relay.Body, ask.Protocol, cap) } : null,
         };
     }
 
-    /// <summary>The relayed body with an output limit set in the client protocol's own field.</summary>
-    internal static byte[] WithMaxTokens(byte[] body, ClientProtocol protocol, int maxTokens)
+    /// <summary>The relayed body with its output length held to <paramref name="cap"/> in every field backends read.</summary>
+    internal static byte[] WithMaxTokens(byte[] body, ClientProtocol protocol, int cap)
     {
         var root = JsonNode.Parse(body)!.AsObject();
         if (protocol == ClientProtocol.Ollama)
@@ -278,15 +288,27 @@ internal sealed partial class Reception(
                 root["options"] = ollamaOptions;
             }
 
-            ollamaOptions["num_predict"] = maxTokens;
+            // Ollama's -1 (endless) and -2 (fill the context) are no limit at all.
+            ollamaOptions["num_predict"] = Held(ollamaOptions["num_predict"], cap);
         }
         else
         {
-            root["max_tokens"] = maxTokens;
+            // max_tokens (every OpenAI-compatible server), max_completion_tokens (newer ones), n_predict (llama.cpp).
+            root["max_tokens"] = Held(root["max_tokens"], cap);
+            foreach (string alias in (string[])["max_completion_tokens", "n_predict"])
+            {
+                if (root.ContainsKey(alias))
+                {
+                    root[alias] = Held(root[alias], cap);
+                }
+            }
         }
 
         return System.Text.Encoding.UTF8.GetBytes(root.ToJsonString());
     }
+
+    private static int Held(JsonNode? asked, int cap) =>
+        asked is JsonValue value && value.TryGetValue(out long tokens) && tokens > 0 ? (int)Math.Min(tokens, cap) : cap;
 
     private static Denial RateDenial(RateDecision decision, TierOptions tier)
     {
@@ -351,6 +373,9 @@ internal sealed partial class Reception(
 
         return (int)Math.Min(int.MaxValue, (characters / 4) + (4 * pieces));
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Request {RequestId} ended, but settling its tokens, log entry or conversation failed")]
+    private partial void LogSettleFailed(Exception exception, string requestId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The answer to request {RequestId} could not be stored in its conversation")]
     private partial void LogConversationNotStored(Exception exception, string requestId);

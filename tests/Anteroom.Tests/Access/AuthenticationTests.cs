@@ -158,6 +158,37 @@ public sealed class AuthenticationTests
         Assert.DoesNotContain(bobKey[(ApiKeySecrets.Prefix.Length + 17)..], keys.RootElement.GetRawText(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("GET", "Admin/keys")]
+    [InlineData("GET", "ADMIN/queue")]
+    [InlineData("POST", "Admin/Keys")]
+    [InlineData("GET", "V1/models")]
+    [InlineData("GET", "Queue/Requests")]
+    [InlineData("POST", "CHAT")]
+    public async Task AnyCasingOfAPath_PassesTheSameGate(string method, string path)
+    {
+        var ct = Within30Seconds();
+        await using var gateway = await StartWithAccessAsync();
+        var user = gateway.KeyClient(await gateway.CreateKeyAsync("alice"));
+        HttpRequestMessage Request() => new(new HttpMethod(method), path)
+        {
+            Content = method == "POST" ? JsonContent.Create(new { user = "mallory", admin = true, message = "hi" }) : null,
+        };
+
+        using var anonymous = await gateway.Client().SendAsync(Request(), ct);
+        using var ordinary = await user.SendAsync(Request(), ct);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        if (path.StartsWith("admin", StringComparison.OrdinalIgnoreCase))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, ordinary.StatusCode);
+        }
+        else
+        {
+            Assert.True(ordinary.IsSuccessStatusCode, $"{ordinary.StatusCode}");
+        }
+    }
+
     [Fact]
     public async Task Browser_PastesAKeyOnce_ThenItLivesInAProtectedStrictCookie()
     {

@@ -64,6 +64,8 @@ public sealed class SecurityTests
 
         using var foreign = await SendFromAsync(closed, "https://evil.example", ct);
         using var sameOrigin = await SendFromAsync(closed, closed.Address.GetLeftPart(UriPartial.Authority), ct);
+        // Behind a TLS-terminating proxy the page is https while Anteroom itself is reached over http.
+        using var behindProxy = await SendFromAsync(closed, "https://" + closed.Address.Authority, ct);
         using var preflightClosed = await PreflightAsync(closed, "https://app.example.com", ct);
         using var allowed = await SendFromAsync(open, "https://app.example.com", ct);
         using var preflightOpen = await PreflightAsync(open, "https://app.example.com", ct);
@@ -72,6 +74,7 @@ public sealed class SecurityTests
         Assert.Equal(HttpStatusCode.Forbidden, foreign.StatusCode);
         Assert.Equal("origin_not_allowed", await ErrorCodeAsync(foreign, ct));
         Assert.Equal(HttpStatusCode.OK, sameOrigin.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, behindProxy.StatusCode);
         Assert.False(preflightClosed.Headers.Contains("Access-Control-Allow-Origin"));
         Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
         Assert.Equal("https://app.example.com", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
