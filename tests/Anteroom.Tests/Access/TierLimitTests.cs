@@ -135,6 +135,29 @@ public sealed class TierLimitTests
     }
 
     [Fact]
+    public async Task TokensPerMinute_GivesBackTheReservationOfARequestThatNeverRan()
+    {
+        var ct = Within30Seconds();
+        await using var gateway = await StartWithAccessAsync(Tier("trial", ("TokensPerMinute", "200")));
+        var client = gateway.KeyClient(await gateway.CreateKeyAsync("alice", tier: "trial"));
+        string longMessage = new('x', 600);
+        gateway.Simulator(OllamaBackend).Hold();
+        using var running = await DropInHttp.OllamaStreamAsync(client, OnOllamaBackend, ct);
+
+        // About 150 prompt tokens wait behind the held request, then leave without ever reaching a backend.
+        using var queued = await DropInHttp.OpenStreamAsync(client, "chat/stream", new { model = OnOllamaBackend, message = longMessage, max_tokens = 1 }, ct);
+        using var cancel = await client.DeleteAsync($"queue/requests/{queued.Headers.GetValues("X-Request-Id").Single()}", ct);
+        await gateway.WaitForSchedulerAsync(s => s.Cancelled == 1, ct);
+        using var second = new HttpRequestMessage(HttpMethod.Post, "chat/stream") { Content = JsonContent.Create(new { model = OnOllamaBackend, message = longMessage, max_tokens = 1 }) };
+        using var again = await client.SendAsync(second, HttpCompletionOption.ResponseHeadersRead, ct);
+
+        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        // Charged for the cancelled one's prompt, the budget would be short of this second, equal request.
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        gateway.Simulator(OllamaBackend).Release();
+    }
+
+    [Fact]
     public async Task TierQueueLimits_AndWeight_ApplyPerUserOfTheTier()
     {
         var ct = Within30Seconds();
