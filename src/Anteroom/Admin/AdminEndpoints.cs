@@ -71,10 +71,10 @@ internal static class AdminEndpoints
 
     private static async Task<IResult> CreateKeyAsync(HttpContext context, IKeyStore keys, IOptions<AnteroomOptions> options, TimeProvider time)
     {
-        var (body, status, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
+        var (body, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
         if (body is null)
         {
-            return NativeEndpoints.Error(status, status == StatusCodes.Status413PayloadTooLarge ? "body_too_large" : "invalid_json", problem!);
+            return NativeEndpoints.Problem(problem!);
         }
 
         using (body)

@@ -30,15 +30,12 @@ internal static class AdminViews
                 lease.Ticket.Id, request?.Caller.Name ?? Caller.NameOf(lease.Ticket.Owner), lease.Ticket.Owner, request?.Caller.TierName ?? "",
                 lease.Ticket.Model, lease.Backend, GenerationRunner.Milliseconds(now - lease.StartedAt), request?.GeneratedTokens ?? 0);
         }).ToList();
-        return new AdminQueue(snapshot.Waiting, snapshot.Running,
-            [.. snapshot.Models.Select(m => new ModelStatus(m.Model, m.Waiting, m.Running, m.Slots, GenerationRunner.Milliseconds(m.EstimatedServiceTime)))],
-            waiting, running);
+        return new AdminQueue(snapshot.Waiting, snapshot.Running, NativeEndpoints.ModelStatuses(snapshot), waiting, running);
     }
 
     /// <summary>Each backend's slots, health, models and use.</summary>
     public static AdminBackends Backends(SchedulerSnapshot snapshot, BackendsView backends) =>
-        new([.. snapshot.Backends.Select(b => new BackendStatus(
-            b.Name, backends.ProtocolName(b.Name), b.Slots, b.Running, b.Healthy, b.Models, b.Completed, Math.Round(b.Utilisation, 4)))]);
+        new(NativeEndpoints.BackendStatuses(snapshot, backends));
 
     /// <summary>The newest <paramref name="buckets"/> metrics points, and every backend's throughput over the last minute.</summary>
     public static AdminMetrics Metrics(GatewayMetrics metrics, int buckets, SchedulerSnapshot snapshot)

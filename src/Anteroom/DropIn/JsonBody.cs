@@ -2,6 +2,9 @@ using System.Text.Json;
 
 namespace Anteroom.DropIn;
 
+/// <summary>Why a body could not be read: the status, a stable code (<c>body_too_large</c>, <c>invalid_json</c>, <c>invalid_request</c>) and a message.</summary>
+internal sealed record BodyProblem(int Status, string Code, string Message);
+
 /// <summary>A request body read whole (so it can be relayed byte for byte) and parsed.</summary>
 internal sealed class JsonBody : IDisposable
 {
@@ -17,8 +20,8 @@ internal sealed class JsonBody : IDisposable
 
     public JsonElement Root => Document.RootElement;
 
-    /// <summary>Reads and parses the body; on failure says what is wrong and with which status.</summary>
-    public static async Task<(JsonBody? Body, int Status, string? Problem)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    /// <summary>Reads and parses the body, which must be a JSON object; on failure says what is wrong.</summary>
+    public static async Task<(JsonBody? Body, BodyProblem? Problem)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         byte[] bytes;
         try
@@ -29,7 +32,7 @@ internal sealed class JsonBody : IDisposable
         }
         catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return (null, StatusCodes.Status413PayloadTooLarge, "The request body is larger than this server accepts.");
+            return (null, new BodyProblem(StatusCodes.Status413PayloadTooLarge, "body_too_large", "The request body is larger than this server accepts."));
         }
 
         try
@@ -38,14 +41,14 @@ internal sealed class JsonBody : IDisposable
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 document.Dispose();
-                return (null, StatusCodes.Status400BadRequest, "The request body must be a JSON object.");
+                return (null, new BodyProblem(StatusCodes.Status400BadRequest, "invalid_request", "The request body must be a JSON object."));
             }
 
-            return (new JsonBody(bytes, document), 0, null);
+            return (new JsonBody(bytes, document), null);
         }
         catch (JsonException exception)
         {
-            return (null, StatusCodes.Status400BadRequest, $"The request body is not valid JSON: {exception.Message}");
+            return (null, new BodyProblem(StatusCodes.Status400BadRequest, "invalid_json", $"The request body is not valid JSON: {exception.Message}"));
         }
     }
 

@@ -35,10 +35,10 @@ internal static class OllamaEndpoints
 
     private static async Task HandleAsync(HttpContext context, DropInDesk desk, OllamaShape shape)
     {
-        var (body, status, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
+        var (body, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
         if (body is null)
         {
-            await Error(status, problem!).ExecuteAsync(context);
+            await Error(problem!.Status, problem.Message).ExecuteAsync(context);
             return;
         }
 
@@ -201,10 +201,10 @@ internal static class OllamaEndpoints
     /// <summary>Asks a healthy Ollama backend that has the model; for models only OpenAI backends serve, describes it.</summary>
     private static async Task<IResult> ShowAsync(HttpContext context, DropInDesk desk, BackendPool pool, Scheduler scheduler)
     {
-        var (body, status, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
+        var (body, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
         if (body is null)
         {
-            return Error(status, problem!);
+            return Error(problem!.Status, problem.Message);
         }
 
         using (body)

@@ -27,10 +27,10 @@ internal static class OpenAIEndpoints
 
     private static async Task HandleAsync(HttpContext context, DropInDesk desk, OpenAIShape shape)
     {
-        var (body, status, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
+        var (body, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
         if (body is null)
         {
-            await Error(status, problem!, "invalid_request_error", null, null).ExecuteAsync(context);
+            await Error(problem!.Status, problem.Message, "invalid_request_error", null, null).ExecuteAsync(context);
             return;
         }
 

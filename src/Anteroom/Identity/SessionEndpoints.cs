@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Anteroom.DropIn;
 using Anteroom.Native;
 
 namespace Anteroom.Identity;
@@ -37,23 +38,20 @@ internal static class SessionEndpoints
 
     private static async Task<IResult> SignInAsync(HttpContext context, Authenticator authenticator)
     {
-        string? key = null;
-        try
+        var (body, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
+        if (problem is { Status: StatusCodes.Status413PayloadTooLarge })
         {
-            using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-            if (document.RootElement.ValueKind == JsonValueKind.Object &&
-                document.RootElement.TryGetProperty("key", out var value) && value.ValueKind == JsonValueKind.String)
+            return NativeEndpoints.Problem(problem);
+        }
+
+        // Anything else that is not {"key": "…"} is answered below like a missing key.
+        string? key = null;
+        using (body)
+        {
+            if (body?.Root.TryGetProperty("key", out var value) == true && value.ValueKind == JsonValueKind.String)
             {
                 key = value.GetString()!.Trim();
             }
-        }
-        catch (JsonException)
-        {
-            // Answered below like a missing key.
-        }
-        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return NativeEndpoints.Error(StatusCodes.Status413PayloadTooLarge, "body_too_large", "The body is larger than this server accepts.");
         }
 
         if (string.IsNullOrEmpty(key))

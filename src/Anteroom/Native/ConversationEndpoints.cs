@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using Anteroom.DropIn;
 using Anteroom.Identity;
 using Anteroom.Storage;
 
@@ -92,29 +93,15 @@ internal static class ConversationEndpoints
 
     private static async Task<(string? Title, IResult? Problem)> ReadTitleAsync(HttpContext context, bool required)
     {
-        JsonDocument document;
-        try
+        var (body, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
+        if (body is null)
         {
-            document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-        }
-        catch (JsonException exception)
-        {
-            return (null, NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_json", $"The body is not valid JSON: {exception.Message}"));
-        }
-        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return (null, NativeEndpoints.Error(StatusCodes.Status413PayloadTooLarge, "body_too_large", "The body is larger than this server accepts."));
+            return (null, NativeEndpoints.Problem(problem!));
         }
 
-        using (document)
+        using (body)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return (null, NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_request", "The body must be a JSON object such as {\"title\": \"Trip plans\"}."));
-            }
-
-            if (!root.TryGetProperty("title", out var title) || title.ValueKind == JsonValueKind.Null)
+            if (!body.Root.TryGetProperty("title", out var title) || title.ValueKind == JsonValueKind.Null)
             {
                 return required
                     ? (null, NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_request", "'title' is required.", "title"))

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Anteroom.Backends;
 using Anteroom.Configuration;
+using Anteroom.DropIn;
 using Anteroom.Gateway;
 using Anteroom.Identity;
 using Anteroom.Requests;
@@ -188,11 +189,19 @@ internal static class NativeEndpoints
                 GenerationRunner.Milliseconds(snapshot.Wait.P95),
                 GenerationRunner.Milliseconds(snapshot.Wait.P99),
                 snapshot.Wait.Samples),
-            [.. snapshot.Models.Select(m => new ModelStatus(m.Model, m.Waiting, m.Running, m.Slots, GenerationRunner.Milliseconds(m.EstimatedServiceTime)))],
-            [.. snapshot.Backends.Select(b => new BackendStatus(
-                b.Name, backends.ProtocolName(b.Name), b.Slots, b.Running, b.Healthy, b.Models, b.Completed, Math.Round(b.Utilisation, 4)))],
+            ModelStatuses(snapshot),
+            BackendStatuses(snapshot, backends),
             queue), NativeJson.Default.QueueStatus);
     }
+
+    /// <summary>Each model's queue and slots, as the queue status and the admin views show them.</summary>
+    internal static IReadOnlyList<ModelStatus> ModelStatuses(SchedulerSnapshot snapshot) =>
+        [.. snapshot.Models.Select(m => new ModelStatus(m.Model, m.Waiting, m.Running, m.Slots, GenerationRunner.Milliseconds(m.EstimatedServiceTime)))];
+
+    /// <summary>Each backend's slots, health, models and use, as the queue status and the admin views show them.</summary>
+    internal static IReadOnlyList<BackendStatus> BackendStatuses(SchedulerSnapshot snapshot, BackendsView backends) =>
+        [.. snapshot.Backends.Select(b => new BackendStatus(
+            b.Name, backends.ProtocolName(b.Name), b.Slots, b.Running, b.Healthy, b.Models, b.Completed, Math.Round(b.Utilisation, 4)))];
 
     private static IResult Models(HttpContext context, Scheduler scheduler, Reception reception, BackendsView backends)
     {
@@ -299,27 +308,15 @@ internal static class NativeEndpoints
 
     private static async Task<(ChatBody? Body, IResult? Problem)> ReadChatAsync(HttpContext context, Reception reception)
     {
-        JsonDocument document;
-        try
+        var (body, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
+        if (body is null)
         {
-            document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-        }
-        catch (JsonException exception)
-        {
-            return (null, Error(StatusCodes.Status400BadRequest, "invalid_json", $"The body is not valid JSON: {exception.Message}"));
-        }
-        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return (null, Error(StatusCodes.Status413PayloadTooLarge, "body_too_large", "The body is larger than this server accepts."));
+            return (null, Problem(problem!));
         }
 
-        using (document)
+        using (body)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return (null, Error(StatusCodes.Status400BadRequest, "invalid_request", "The body must be a JSON object such as {\"message\": \"Hello\"}."));
-            }
+            var root = body.Root;
 
             var messages = new List<ChatMessage>();
             if (root.TryGetProperty("messages", out var history) && history.ValueKind != JsonValueKind.Null)
@@ -481,6 +478,9 @@ internal static class NativeEndpoints
 
     private static IResult NotFound(string id) =>
         Error(StatusCodes.Status404NotFound, "not_found", $"No request '{id}' of yours is known here.");
+
+    /// <summary>A body that could not be read, in the native error shape.</summary>
+    internal static IResult Problem(BodyProblem problem) => Error(problem.Status, problem.Code, problem.Message);
 
     internal static IResult Error(int status, string code, string message, string? field = null, long? retryAfterMs = null) =>
         Results.Json(new ErrorBody(new ErrorDetail(code, message, field, retryAfterMs)), NativeJson.Default.ErrorBody, statusCode: status);
