@@ -44,6 +44,10 @@ internal sealed class TestGateway : IAsyncDisposable
 
     public IServiceProvider Services => _factory.Services;
 
+    /// <summary>The server's limits, read per request: a test may tighten one for the requests it sends next.</summary>
+    public Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits KestrelLimits =>
+        Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>>().Value.Limits;
+
     /// <summary>Where the endpoints admit requests: for tests that act as an endpoint at a moment HTTP cannot pin down.</summary>
     public Requests.Reception Reception => _factory.Services.GetRequiredService<Requests.Reception>();
 

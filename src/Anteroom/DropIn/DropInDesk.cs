@@ -25,5 +25,27 @@ internal sealed class DropInDesk(Reception reception, Scheduler scheduler, IOpti
         [.. scheduler.Snapshot().Backends.Where(b => b.Healthy).SelectMany(b => b.Models)
             .Distinct(StringComparer.Ordinal).Where(caller.MayUse).Order(StringComparer.Ordinal)];
 
+    /// <summary>
+    /// Why a request for <paramref name="model"/> could not run now, judged as admission would judge it (the
+    /// caller's tier, a backend that serves it, a healthy one), for answers that need no queue; null when it could.
+    /// </summary>
+    public Denial? CheckModel(Identity.Caller caller, string model)
+    {
+        if (Reception.ModelDenial(caller, model) is { } denial)
+        {
+            return denial;
+        }
+
+        if (!scheduler.Models.Contains(model))
+        {
+            return new Denial(StatusCodes.Status404NotFound, "model_not_found", $"No backend serves model '{model}'.", Field: "model");
+        }
+
+        return scheduler.EstimateWait(model) is null
+            ? new Denial(StatusCodes.Status503ServiceUnavailable, "no_healthy_backend",
+                $"No healthy backend serves model '{model}' right now.", TimeSpan.FromSeconds(options.Value.Health.ProbeSeconds))
+            : null;
+    }
+
     public OpenAIModel OpenAIModel(string id) => new(id, _startedAt.ToUnixTimeSeconds(), "anteroom");
 }

@@ -54,8 +54,10 @@ internal static class OllamaEndpoints
 
             if (parsed.LoadOnly)
             {
-                // An empty prompt asks Ollama to load the model: it answers at once, nothing to queue.
-                await Loaded(parsed, shape).ExecuteAsync(context);
+                // An empty prompt asks Ollama to load the model: nothing to queue, but the same model and tier
+                // checks as a generation, so it never tells a caller a model exists that it may not use.
+                var refusal = desk.CheckModel(context.Caller(), parsed.Generation.Model);
+                await (refusal is null ? Loaded(parsed, shape) : Refused(refusal, parsed.Generation.Model)).ExecuteAsync(context);
                 return;
             }
 

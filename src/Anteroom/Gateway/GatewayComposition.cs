@@ -97,6 +97,9 @@ internal static partial class GatewayComposition
     /// <summary>Maps the endpoints and the chat page, and announces where Anteroom listens.</summary>
     public static void MapAnteroom(this WebApplication app)
     {
+        // First, so whatever follows — static files, the access gate, routing's own 404 and 405 — answers errors in
+        // the shape of the API that was called.
+        app.UseMiddleware<ErrorShapes>();
         var webRoot = Path.Combine(AppContext.BaseDirectory, "wwwroot");
         if (Directory.Exists(webRoot))
         {

@@ -237,15 +237,19 @@ internal sealed partial class Reception(
         return new Reply(null, null, denial, state);
     }
 
+    /// <summary>A model outside the caller's tier: 403, whether it exists or not.</summary>
+    public static Denial? ModelDenial(Caller caller, string model) => caller.MayUse(model)
+        ? null
+        : new Denial(StatusCodes.Status403Forbidden, "model_not_allowed",
+            $"Your tier '{caller.TierName}' may not use model '{model}'; it may use: {string.Join(", ", caller.Tier.Models)}.", Field: "model");
+
     /// <summary>What the tier forbids outright: a model outside its list, or a longer answer than it allows.</summary>
     private static Denial? TierDenial(Arrival ask)
     {
         var caller = ask.Caller;
-        string model = ask.Generation.Model;
-        if (!caller.MayUse(model))
+        if (ModelDenial(caller, ask.Generation.Model) is { } denial)
         {
-            return new Denial(StatusCodes.Status403Forbidden, "model_not_allowed",
-                $"Your tier '{caller.TierName}' may not use model '{model}'; it may use: {string.Join(", ", caller.Tier.Models)}.", Field: "model");
+            return denial;
         }
 
         if (ask.EmbeddingInputs is null && caller.Tier.MaxOutputTokens is { } cap && ask.Generation.MaxOutputTokens is { } asked && asked > cap)
