@@ -91,6 +91,15 @@ public sealed class DataOptions
 {
     /// <summary>The data directory; empty: <c>anteroom</c> under the user's local application data (<c>~/.local/share/anteroom</c>).</summary>
     public string? Directory { get; set; }
+
+    /// <summary>Days the request log keeps an entry; older ones are deleted once an hour, so the log's disk use is bounded.</summary>
+    public int RequestLogRetainDays { get; set; } = 90;
+
+    /// <summary>
+    /// Refused requests of one caller logged per minute; beyond it a caller's refusals are only counted (in the
+    /// metrics), so a client hammering a limit cannot fill the disk one refusal at a time.
+    /// </summary>
+    public int MaxRefusalsLoggedPerUserPerMinute { get; set; } = 60;
 }
 
 /// <summary>How much of a conversation is sent back to the model with each new message.</summary>

@@ -167,6 +167,11 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
             }
         }
 
+        if (options.Data.RequestLogRetainDays < 1 || options.Data.MaxRefusalsLoggedPerUserPerMinute < 0)
+        {
+            yield return $"{root}:Data:RequestLogRetainDays must be at least 1 and MaxRefusalsLoggedPerUserPerMinute zero or more.";
+        }
+
         if (options.MaxRequestBodyBytes < 1024)
         {
             yield return $"{root}:MaxRequestBodyBytes must be at least 1024 (got {options.MaxRequestBodyBytes}).";

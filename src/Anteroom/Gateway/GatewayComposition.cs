@@ -92,6 +92,7 @@ internal static partial class GatewayComposition
         services.AddHostedService<BackendHealthProbe>();
         services.AddHostedService<RequestSweeper>();
         services.AddHostedService<QueueSampler>();
+        services.AddHostedService<RequestLogRetention>();
     }
 
     /// <summary>Maps the endpoints and the chat page, and announces where Anteroom listens.</summary>

@@ -103,6 +103,7 @@ internal sealed partial class Reception(
 {
     private readonly string _defaultModel = options.Value.DefaultModel ?? options.Value.Backends[0].Models[0];
     private readonly int _assumedOutputTokens = (int)Math.Ceiling(options.Value.Estimates.OutputTokens);
+    private readonly RefusalLogBudget _refusalLog = new(options.Value.Data.MaxRefusalsLoggedPerUserPerMinute, time);
 
     public string DefaultModel => _defaultModel;
 
@@ -230,9 +231,13 @@ internal sealed partial class Reception(
     private Reply Refuse(string id, Arrival ask, Denial denial, RateState? state)
     {
         var caller = ask.Caller;
-        requestLog.Record(new RequestLogEntry(
-            id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, ApiName(ask.Protocol), ask.Generation.Model,
-            null, "refused", denial.Code, 0, null, 0, 0, 0));
+        if (_refusalLog.TryTake(caller.Owner))
+        {
+            requestLog.Record(new RequestLogEntry(
+                id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, ApiName(ask.Protocol), ask.Generation.Model,
+                null, "refused", denial.Code, 0, null, 0, 0, 0));
+        }
+
         metrics.Refused(denial.Code);
         return new Reply(null, null, denial, state);
     }

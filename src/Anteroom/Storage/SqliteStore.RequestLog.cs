@@ -78,6 +78,28 @@ internal sealed partial class SqliteStore
         return entries;
     }
 
+    public async Task<int> ForgetRequestsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken = default)
+    {
+        // In bounded steps, so the writer (which shares the database's single write lock) never waits long behind it.
+        const int Step = 10_000;
+        int total = 0;
+        using var connection = Connect();
+        using var command = Command(connection, """
+            DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE at < @cutoff ORDER BY at LIMIT @step);
+            """)
+            .With("@cutoff", ToUnixMs(cutoff))
+            .With("@step", Step);
+        int deleted;
+        do
+        {
+            deleted = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            total += deleted;
+        }
+        while (deleted == Step);
+
+        return total;
+    }
+
     /// <summary>
     /// The single reader of the queue: takes what is waiting (up to a batch), writes it in one transaction, then
     /// answers the flush markers that were behind it. Runs until the queue is completed and empty.

@@ -166,4 +166,7 @@ internal interface IRequestLog
 
     /// <summary>Usage of the requests that arrived in [since, until).</summary>
     Task<UsageReport> SummarizeAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes the entries that arrived before <paramref name="cutoff"/>; returns how many.</summary>
+    Task<int> ForgetRequestsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken = default);
 }

@@ -130,6 +130,38 @@ public sealed class RequestLogTests
     }
 
     [Fact]
+    public async Task ACallerHammeringALimit_WritesABoundedNumberOfRefusalsPerMinute_WhileEveryRefusalIsStillAnswered()
+    {
+        var ct = Within30Seconds();
+        await using var gateway = await TestGateway.StartAsync(
+            [new TestBackend("gpu", TestGateway.FastSimulator())],
+            new Dictionary<string, string?>
+            {
+                ["Anteroom:Data:MaxRefusalsLoggedPerUserPerMinute"] = "5",
+                ["Anteroom:Tiers:default:Models:0"] = "llama3.1:8b",
+            });
+        var admin = gateway.KeyClient(await gateway.CreateKeyAsync("root", admin: true));
+        var hammer = gateway.Client("hammer");
+        var other = gateway.Client("other");
+
+        for (int i = 0; i < 40; i++)
+        {
+            await SendAsync(hammer, HttpMethod.Post, "chat", HttpStatusCode.Forbidden, ct, new { message = "hi", model = "forbidden-model" });
+        }
+
+        await SendAsync(other, HttpMethod.Post, "chat", HttpStatusCode.Forbidden, ct, new { message = "hi", model = "forbidden-model" });
+        await gateway.Services.GetRequiredService<Anteroom.Storage.IRequestLog>().FlushAsync(ct);
+        var logged = await SendAsync(admin, HttpMethod.Get, "admin/requests?limit=1000", HttpStatusCode.OK, ct);
+
+        // Five of the hammer's forty refusals (ten if the minute turned meanwhile), and the other caller's one: a
+        // budget per caller, not shared.
+        var perOwner = logged.GetProperty("requests").EnumerateArray().GroupBy(e => Text(e, "owner")).Select(g => g.Count()).Order().ToList();
+        Assert.Equal(2, perOwner.Count);
+        Assert.Equal(1, perOwner[0]);
+        Assert.InRange(perOwner[1], 5, 10);
+    }
+
+    [Fact]
     public async Task EveryRequest_IsRecordedBeforeItsClientSeesTheEnd()
     {
         var ct = Within30Seconds();

@@ -310,6 +310,25 @@ public sealed class SqliteStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task ForgetRequestsBefore_DeletesOnlyOlderEntries_InSteps()
+    {
+        const int old = 12_345; // more than one deletion step
+        await using var store = Open();
+        for (int i = 0; i < old; i++)
+        {
+            store.Record(Entry("alice", "free", T0.AddMilliseconds(i)));
+        }
+
+        var kept = Entry("alice", "free", T0.AddHours(1));
+        store.Record(kept);
+        await store.FlushAsync();
+
+        Assert.Equal(old, await store.ForgetRequestsBeforeAsync(T0.AddHours(1)));
+        Assert.Equal([kept], await store.ReadRequestsAsync(T0.AddDays(-1), T0.AddDays(1), null, 100_000));
+        Assert.Equal(0, await store.ForgetRequestsBeforeAsync(T0.AddHours(1)));
+    }
+
+    [Fact]
     public async Task FlushAsync_MakesRecordedEntriesReadable_NewestFirst()
     {
         await using var store = Open();
