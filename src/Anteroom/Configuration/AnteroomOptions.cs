@@ -43,6 +43,9 @@ public sealed class AnteroomOptions
 
     /// <summary>The largest request body accepted, in bytes; larger ones get 413.</summary>
     public long MaxRequestBodyBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Open client connections the server holds at once; further ones are closed as they arrive. Unset: no limit.</summary>
+    public long? MaxConnections { get; set; }
 }
 
 /// <summary>Who may call, and how callers are told apart.</summary>

@@ -172,6 +172,11 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
             yield return $"{root}:Data:RequestLogRetainDays must be at least 1 and MaxRefusalsLoggedPerUserPerMinute zero or more.";
         }
 
+        if (options.MaxConnections is < 1)
+        {
+            yield return $"{root}:MaxConnections must be at least 1 when set (got {options.MaxConnections}).";
+        }
+
         if (options.MaxRequestBodyBytes < 1024)
         {
             yield return $"{root}:MaxRequestBodyBytes must be at least 1024 (got {options.MaxRequestBodyBytes}).";

@@ -70,7 +70,12 @@ internal static partial class GatewayComposition
 
         var services = builder.Services;
         var bodyLimit = configuration.GetValue<long?>($"{AnteroomOptions.Section}:MaxRequestBodyBytes") ?? new AnteroomOptions().MaxRequestBodyBytes;
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = bodyLimit);
+        var connectionLimit = configuration.GetValue<long?>($"{AnteroomOptions.Section}:MaxConnections");
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = bodyLimit;
+            kestrel.Limits.MaxConcurrentConnections = connectionLimit;
+        });
         AddState(builder);
 
         services.AddOptions<AnteroomOptions>().Bind(configuration.GetSection(AnteroomOptions.Section)).ValidateOnStart();
