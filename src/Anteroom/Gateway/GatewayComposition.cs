@@ -87,6 +87,8 @@ internal static partial class GatewayComposition
         services.AddSingleton<IRequestMetrics>(provider => provider.GetRequiredService<GatewayMetrics>());
         services.AddSingleton<DropInDesk>();
         services.AddSingleton<RateLimits>();
+        services.AddSingleton<BrowserSessions>();
+        services.AddSingleton<SignedOutSessions>();
         services.AddSingleton<Authenticator>();
         services.AddCors();
         services.AddHostedService<BackendHealthProbe>();
@@ -97,6 +99,8 @@ internal static partial class GatewayComposition
     /// <summary>Maps the endpoints and the chat page, and announces where Anteroom listens.</summary>
     public static void MapAnteroom(this WebApplication app)
     {
+        // First of all: a request for a name Anteroom does not answer to gets nothing, not even a page.
+        app.UseMiddleware<HostGate>();
         var webRoot = Path.Combine(AppContext.BaseDirectory, "wwwroot");
         if (Directory.Exists(webRoot))
         {
@@ -105,16 +109,17 @@ internal static partial class GatewayComposition
 
         // The root is both the chat page and Ollama's "is it running" probe: browsers ask for HTML, clients do not.
         string chatPage = Path.Combine(webRoot, "index.html");
-        app.MapMethods("/", [HttpMethods.Get, HttpMethods.Head], (HttpContext context, Authenticator authenticator) =>
+        app.MapMethods("/", [HttpMethods.Get, HttpMethods.Head], (HttpContext context, Authenticator authenticator, BrowserSessions sessions) =>
         {
             if (!context.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase) || !File.Exists(chatPage))
             {
                 return OllamaEndpoints.Root();
             }
 
+            // A page refused a session still loads: it asks GET /session next and shows why.
             if (!authenticator.RequiresKeys)
             {
-                BrowserSession.Ensure(context);
+                sessions.Ensure(context);
             }
 
             return Results.File(chatPage, "text/html; charset=utf-8");
@@ -150,6 +155,10 @@ internal static partial class GatewayComposition
             foreach (var address in addresses)
             {
                 LogListening(log, address.TrimEnd('/') + "/");
+                if (options.Auth.RequiresKeys() && IsPlainHttpBeyondThisMachine(address))
+                {
+                    LogKeysOverPlainHttp(log, address.TrimEnd('/') + "/");
+                }
             }
 
             if (app.Services.GetService<EmbeddedSimulator>() is { } simulator)
@@ -175,8 +184,29 @@ internal static partial class GatewayComposition
         services.AddSingleton(provider => SqliteStore.Open(
             DataDirectory.DatabasePath(directory), provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom.Storage")));
         services.AddSingleton<IKeyStore>(provider => provider.GetRequiredService<SqliteStore>());
+        services.AddSingleton<ISessionStore>(provider => provider.GetRequiredService<SqliteStore>());
         services.AddSingleton<IConversationStore>(provider => provider.GetRequiredService<SqliteStore>());
         services.AddSingleton<IRequestLog>(provider => provider.GetRequiredService<SqliteStore>());
+    }
+
+    /// <summary>
+    /// Plain http that other machines can reach: keys travel in the clear, and cookies go out without Secure — also
+    /// behind a TLS proxy that does not forward the scheme, since Anteroom then believes the page is http.
+    /// </summary>
+    private static bool IsPlainHttpBeyondThisMachine(string address)
+    {
+        if (!address.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        // Wildcards such as http://*:8080 or http://+:8080 are no URI, and listen everywhere.
+        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri))
+        {
+            return true;
+        }
+
+        return !uri.IsLoopback && !string.Equals(uri.Host, "localhost", StringComparison.OrdinalIgnoreCase);
     }
 
     private static Scheduler CreateScheduler(IServiceProvider provider)
@@ -206,6 +236,9 @@ internal static partial class GatewayComposition
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Anteroom is listening: open {Url} for the chat page")]
     private static partial void LogListening(ILogger logger, string url);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Auth:Mode is 'keys' but Anteroom listens on plain http at {Url}, which other machines can reach: API keys and the browser's key cookie cross the network unencrypted, and cookies are sent without Secure. Serve https, or put a TLS proxy in front and set ASPNETCORE_FORWARDEDHEADERS_ENABLED=true so Anteroom knows the page is https.")]
+    private static partial void LogKeysOverPlainHttp(ILogger logger, string url);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "NO BACKEND IS CONFIGURED: answers come from the built-in model-server SIMULATOR at {Url}, not from a real model. Configure Anteroom:Backends to serve real models.")]
     private static partial void LogSimulated(ILogger logger, string url);
