@@ -15,6 +15,8 @@ public sealed class ConfigurationTests
                 new BackendOptions { Name = "a", Url = "http://127.0.0.1:1", Models = ["m"] },
             ],
             Queue = new QueueOptions { Policy = "random", MaxWaitSeconds = 0 },
+            Auth = new AuthOptions { MaxSessionsPerAddress = 0 },
+            AllowedHosts = ["llm.example.com", "https://llm.example.com", "llm.example.com:8080"],
         };
 
         var problems = AnteroomOptionsValidator.Problems(options).ToList();
@@ -26,6 +28,10 @@ public sealed class ConfigurationTests
         Assert.Contains(problems, p => p.StartsWith("Anteroom:Backends:1:Name", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Anteroom:Queue:Policy", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Anteroom:Queue:MaxWaitSeconds", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:Auth:MaxSessionsPerAddress", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:AllowedHosts entry 'https://llm.example.com'", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Anteroom:AllowedHosts entry 'llm.example.com:8080'", StringComparison.Ordinal));
+        Assert.DoesNotContain(problems, p => p.StartsWith("Anteroom:AllowedHosts entry 'llm.example.com'", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -34,6 +40,7 @@ public sealed class ConfigurationTests
         var options = new AnteroomOptions
         {
             Backends = [new BackendOptions { Name = "gpu-a", Url = "http://127.0.0.1:11434", Protocol = "openai", Slots = 4, Models = ["llama3.1:8b"] }],
+            AllowedHosts = ["*", "llm.example.com", "*.example.com"],
         };
 
         Assert.Empty(AnteroomOptionsValidator.Problems(options));

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Anteroom.Tests;
 
@@ -85,12 +86,15 @@ internal sealed class TestGateway : IAsyncDisposable
     /// </summary>
     private static readonly SemaphoreSlim HostBuilding = new(1, 1);
 
-    public static async Task<TestGateway> StartAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings)
+    /// <param name="backends">The simulated model servers behind it.</param>
+    /// <param name="settings">Configuration, as an operator would set it.</param>
+    /// <param name="logs">Receives the gateway's log too, for tests of what it tells the operator.</param>
+    public static async Task<TestGateway> StartAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs = null)
     {
         await HostBuilding.WaitAsync();
         try
         {
-            return await BuildAsync(backends, settings);
+            return await BuildAsync(backends, settings, logs);
         }
         finally
         {
@@ -98,7 +102,7 @@ internal sealed class TestGateway : IAsyncDisposable
         }
     }
 
-    private static async Task<TestGateway> BuildAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings)
+    private static async Task<TestGateway> BuildAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs)
     {
         var simulators = new Dictionary<string, SimulatedModelServer>();
         var all = new Dictionary<string, string?>
@@ -110,6 +114,8 @@ internal sealed class TestGateway : IAsyncDisposable
             ["Anteroom:Estimates:TokensPerSecond"] = "2000",
             ["Anteroom:Estimates:OutputTokens"] = "12",
             ["Anteroom:Queue:PositionUpdateMilliseconds"] = "0",
+            // Every test browser comes from 127.0.0.1; tests of the per-address bound set their own.
+            ["Anteroom:Auth:MaxSessionsPerAddress"] = "1000",
         };
         for (int i = 0; i < backends.Count; i++)
         {
@@ -138,7 +144,7 @@ internal sealed class TestGateway : IAsyncDisposable
             all[key] = value;
         }
 
-        var factory = new AnteroomFactory(all);
+        var factory = new AnteroomFactory(all, logs);
         // Not UseKestrel(0): that rewrites the server's addresses after the app has started binding them itself, a
         // race that fails now and then under parallel tests (dotnet/aspnetcore#67714). The "urls" setting above
         // already binds a free loopback port.
@@ -149,15 +155,16 @@ internal sealed class TestGateway : IAsyncDisposable
     }
 
     /// <summary>
-    /// A client that speaks for one user: in open mode, a browser with its own session cookie (derived from the
-    /// name, so the same name is the same browser); with no name, just the client address.
+    /// A client that speaks for one user: in open mode, a browser with a session cookie this gateway issued (for a
+    /// session derived from the name, so the same name is the same browser); with no name, just the client address.
     /// </summary>
     public HttpClient Client(string? user = null)
     {
         var client = new HttpClient(_handler, disposeHandler: false) { BaseAddress = Address, Timeout = TimeSpan.FromSeconds(60) };
         if (user is not null)
         {
-            client.DefaultRequestHeaders.Add("Cookie", $"{Anteroom.Identity.BrowserSession.CookieName}={SessionOf(user)}");
+            string cookie = Services.GetRequiredService<Anteroom.Identity.BrowserSessions>().CookieValue(SessionOf(user));
+            client.DefaultRequestHeaders.Add("Cookie", $"{Anteroom.Identity.BrowserSessions.CookieName}={cookie}");
         }
 
         return client;
@@ -221,13 +228,18 @@ internal sealed class TestGateway : IAsyncDisposable
         }
     }
 
-    private sealed class AnteroomFactory(IDictionary<string, string?> settings) : WebApplicationFactory<Program>
+    private sealed class AnteroomFactory(IDictionary<string, string?> settings, ILoggerProvider? logs) : WebApplicationFactory<Program>
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
             foreach (var (key, value) in settings)
             {
                 builder.UseSetting(key, value);
+            }
+
+            if (logs is not null)
+            {
+                builder.ConfigureLogging(logging => logging.AddProvider(logs));
             }
         }
     }

@@ -41,6 +41,13 @@ public sealed class AnteroomOptions
     /// <summary>Browser origins other than Anteroom's own that may call the API.</summary>
     public CorsOptions Cors { get; set; } = new();
 
+    /// <summary>
+    /// Host names Anteroom answers to besides IP addresses, <c>localhost</c>, the names in its listening URLs and
+    /// the machine's own name: e.g. <c>llm.example.com</c>, <c>*.example.com</c>, or <c>*</c> for any. Requests for
+    /// other names (a DNS-rebinding page) get 421 <c>host_not_allowed</c>.
+    /// </summary>
+    public List<string> AllowedHosts { get; set; } = [];
+
     /// <summary>The largest request body accepted, in bytes; larger ones get 413.</summary>
     public long MaxRequestBodyBytes { get; set; } = 4 * 1024 * 1024;
 
@@ -59,6 +66,12 @@ public sealed class AuthOptions
 
     /// <summary>The tier of callers without a key (open mode).</summary>
     public string DefaultTier { get; set; } = TierOptions.DefaultName;
+
+    /// <summary>
+    /// Open mode: browser sessions one client address may hold at once (each is a user with its own fair share); a
+    /// session is held while used within the last 15 minutes. Browsers beyond it are refused, not merged.
+    /// </summary>
+    public int MaxSessionsPerAddress { get; set; } = 8;
 }
 
 /// <summary>One tier: a fair-share weight and the limits of each of its users.</summary>

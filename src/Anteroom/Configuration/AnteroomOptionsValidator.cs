@@ -132,6 +132,11 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
             yield return $"{root}:Auth:DefaultTier '{options.Auth.DefaultTier}' is not a configured tier ({root}:Tiers:{options.Auth.DefaultTier}).";
         }
 
+        if (options.Auth.MaxSessionsPerAddress < 1)
+        {
+            yield return $"{root}:Auth:MaxSessionsPerAddress must be at least 1 (got {options.Auth.MaxSessionsPerAddress}).";
+        }
+
         var served = options.Backends.SelectMany(b => b.Models).ToHashSet(StringComparer.Ordinal);
         foreach (var (name, tier) in options.Tiers)
         {
@@ -175,6 +180,16 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
         if (options.MaxConnections is < 1)
         {
             yield return $"{root}:MaxConnections must be at least 1 when set (got {options.MaxConnections}).";
+        }
+
+        foreach (var host in options.AllowedHosts)
+        {
+            string name = host?.Trim() ?? "";
+            string bare = name.StartsWith("*.", StringComparison.Ordinal) ? name[2..] : name;
+            if (name != "*" && Uri.CheckHostName(bare.Trim('[', ']')) == UriHostNameType.Unknown)
+            {
+                yield return $"{root}:AllowedHosts entry '{host}' must be a host name such as 'llm.example.com' or '*.example.com' (no scheme or port), or '*' for any.";
+            }
         }
 
         if (options.MaxRequestBodyBytes < 1024)

@@ -92,6 +92,8 @@ internal static partial class GatewayComposition
         services.AddSingleton<IRequestMetrics>(provider => provider.GetRequiredService<GatewayMetrics>());
         services.AddSingleton<DropInDesk>();
         services.AddSingleton<RateLimits>();
+        services.AddSingleton<BrowserSessions>();
+        services.AddSingleton<SignedOutSessions>();
         services.AddSingleton<Authenticator>();
         services.AddCors();
         services.AddHostedService<BackendHealthProbe>();
@@ -103,9 +105,11 @@ internal static partial class GatewayComposition
     /// <summary>Maps the endpoints and the chat page, and announces where Anteroom listens.</summary>
     public static void MapAnteroom(this WebApplication app)
     {
-        // First, so whatever follows — static files, the access gate, routing's own 404 and 405 — answers errors in
-        // the shape of the API that was called.
+        // First, so whatever follows — the host check, static files, the access gate, routing's own 404 and 405 —
+        // answers errors in the shape of the API that was called.
         app.UseMiddleware<ErrorShapes>();
+        // Then: a request for a name Anteroom does not answer to gets nothing else, not even a page.
+        app.UseMiddleware<HostGate>();
         var webRoot = Path.Combine(AppContext.BaseDirectory, "wwwroot");
         if (Directory.Exists(webRoot))
         {
@@ -114,16 +118,17 @@ internal static partial class GatewayComposition
 
         // The root is both the chat page and Ollama's "is it running" probe: browsers ask for HTML, clients do not.
         string chatPage = Path.Combine(webRoot, "index.html");
-        app.MapMethods("/", [HttpMethods.Get, HttpMethods.Head], (HttpContext context, Authenticator authenticator) =>
+        app.MapMethods("/", [HttpMethods.Get, HttpMethods.Head], (HttpContext context, Authenticator authenticator, BrowserSessions sessions) =>
         {
             if (!context.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase) || !File.Exists(chatPage))
             {
                 return OllamaEndpoints.Root();
             }
 
+            // A page refused a session still loads: it asks GET /session next and shows why.
             if (!authenticator.RequiresKeys)
             {
-                BrowserSession.Ensure(context);
+                sessions.Ensure(context);
             }
 
             return Results.File(chatPage, "text/html; charset=utf-8");
@@ -159,6 +164,10 @@ internal static partial class GatewayComposition
             foreach (var address in addresses)
             {
                 LogListening(log, address.TrimEnd('/') + "/");
+                if (options.Auth.RequiresKeys() && IsPlainHttpBeyondThisMachine(address))
+                {
+                    LogKeysOverPlainHttp(log, address.TrimEnd('/') + "/");
+                }
             }
 
             if (app.Services.GetService<EmbeddedSimulator>() is { } simulator)
@@ -184,8 +193,29 @@ internal static partial class GatewayComposition
         services.AddSingleton(provider => SqliteStore.Open(
             DataDirectory.DatabasePath(directory), provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom.Storage")));
         services.AddSingleton<IKeyStore>(provider => provider.GetRequiredService<SqliteStore>());
+        services.AddSingleton<ISessionStore>(provider => provider.GetRequiredService<SqliteStore>());
         services.AddSingleton<IConversationStore>(provider => provider.GetRequiredService<SqliteStore>());
         services.AddSingleton<IRequestLog>(provider => provider.GetRequiredService<SqliteStore>());
+    }
+
+    /// <summary>
+    /// Plain http that other machines can reach: keys travel in the clear, and cookies go out without Secure — also
+    /// behind a TLS proxy that does not forward the scheme, since Anteroom then believes the page is http.
+    /// </summary>
+    private static bool IsPlainHttpBeyondThisMachine(string address)
+    {
+        if (!address.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        // Wildcards such as http://*:8080 or http://+:8080 are no URI, and listen everywhere.
+        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri))
+        {
+            return true;
+        }
+
+        return !uri.IsLoopback && !string.Equals(uri.Host, "localhost", StringComparison.OrdinalIgnoreCase);
     }
 
     private static Scheduler CreateScheduler(IServiceProvider provider)
@@ -215,6 +245,9 @@ internal static partial class GatewayComposition
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Anteroom is listening: open {Url} for the chat page")]
     private static partial void LogListening(ILogger logger, string url);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Auth:Mode is 'keys' but Anteroom listens on plain http at {Url}, which other machines can reach: API keys and the browser's key cookie cross the network unencrypted, and cookies are sent without Secure. Serve https, or put a TLS proxy in front and set ASPNETCORE_FORWARDEDHEADERS_ENABLED=true so Anteroom knows the page is https.")]
+    private static partial void LogKeysOverPlainHttp(ILogger logger, string url);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "NO BACKEND IS CONFIGURED: answers come from the built-in model-server SIMULATOR at {Url}, not from a real model. Configure Anteroom:Backends to serve real models.")]
     private static partial void LogSimulated(ILogger logger, string url);

@@ -68,7 +68,8 @@ internal sealed class AccessGate(RequestDelegate next, Authenticator authenticat
                 context.Response.Headers.WWWAuthenticate = "Bearer realm=\"anteroom\"";
             }
 
-            return ApiSurfaces.Error(surface, authentication.Status, authentication.Code, authentication.Message).ExecuteAsync(context);
+            return RetryAfterResult.Wrap(ApiSurfaces.Error(surface, authentication.Status, authentication.Code, authentication.Message), authentication.RetryAfter)
+                .ExecuteAsync(context);
         }
 
         if (access == Access.Admin && !caller.IsAdmin)

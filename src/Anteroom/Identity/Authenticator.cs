@@ -8,25 +8,36 @@ using Microsoft.Extensions.Options;
 namespace Anteroom.Identity;
 
 /// <summary>The caller, or why it may not call: a status, a code and a message to show it.</summary>
-internal readonly record struct Authentication(Caller? Caller, int Status, string Code, string Message)
+internal readonly record struct Authentication(Caller? Caller, int Status, string Code, string Message, TimeSpan? RetryAfter = null)
 {
     public static Authentication Allowed(Caller caller) => new(caller, StatusCodes.Status200OK, "", "");
 
-    public static Authentication Denied(int status, string code, string message) => new(null, status, code, message);
+    public static Authentication Denied(int status, string code, string message, TimeSpan? retryAfter = null) => new(null, status, code, message, retryAfter);
 }
 
 /// <summary>
 /// Resolves who is asking: an API key (<c>Authorization: Bearer</c> or <c>X-Api-Key</c>), else a key the browser
 /// saved in its protected cookie, else — in open mode only — the browser session or the client address. Keys are
-/// looked up on every request, so a revoked or expired key stops working at once, whoever revoked it.
+/// looked up on every request, so a revoked or expired key stops working at once, whoever revoked it. A saved key
+/// cookie is one sign-in with its own id, so signing out ends that sign-in on the server, copies of the cookie
+/// included.
 /// </summary>
-internal sealed class Authenticator(IKeyStore keys, IOptions<AnteroomOptions> options, IDataProtectionProvider protection, TimeProvider time)
+internal sealed class Authenticator(
+    IKeyStore keys,
+    IOptions<AnteroomOptions> options,
+    IDataProtectionProvider protection,
+    BrowserSessions sessions,
+    SignedOutSessions signedOut,
+    TimeProvider time)
 {
     public const string KeyCookie = "anteroom_key";
     public const string EndUserHeader = "X-Anteroom-User";
     private const string KeyHeader = "X-Api-Key";
 
-    private readonly IDataProtector _cookieProtector = protection.CreateProtector("Anteroom.KeyCookie.v1");
+    private static readonly TimeSpan KeyCookieLifetime = TimeSpan.FromDays(30);
+
+    // v1 cookies held the bare key and could not be signed out; they no longer read, and their browsers sign in again.
+    private readonly ITimeLimitedDataProtector _cookieProtector = protection.CreateProtector("Anteroom.KeyCookie.v2").ToTimeLimitedDataProtector();
     private readonly AnteroomOptions _options = options.Value;
 
     public bool RequiresKeys => _options.Auth.RequiresKeys();
@@ -84,20 +95,35 @@ internal sealed class Authenticator(IKeyStore keys, IOptions<AnteroomOptions> op
         return Authentication.Allowed(new Caller("user:" + key.User, key.User, key.Tier, tier, key.Id, key.Admin, key.CanActForUsers));
     }
 
-    /// <summary>Keeps a checked key in the browser: HttpOnly, SameSite=Strict, protected by the server's own keys.</summary>
-    public void SaveKeyCookie(HttpContext context, string token) =>
-        context.Response.Cookies.Append(KeyCookie, _cookieProtector.Protect(token), new CookieOptions
+    /// <summary>
+    /// Keeps a checked key in the browser: HttpOnly, SameSite=Strict, protected by the server's own keys, together
+    /// with a new sign-in id and an expiry the server checks itself (a copied cookie has no Max-Age to obey).
+    /// </summary>
+    public void SaveKeyCookie(HttpContext context, string token)
+    {
+        string signIn = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var expires = time.GetUtcNow() + KeyCookieLifetime;
+        context.Response.Cookies.Append(KeyCookie, _cookieProtector.Protect(signIn + "\n" + token, expires), new CookieOptions
         {
             HttpOnly = true,
             SameSite = SameSiteMode.Strict,
             Secure = context.Request.IsHttps,
             Path = "/",
-            MaxAge = TimeSpan.FromDays(30),
+            MaxAge = KeyCookieLifetime,
             IsEssential = true,
         });
+    }
 
-    public static void ClearKeyCookie(HttpContext context) =>
+    /// <summary>Ends the browser's sign-in on the server, so no copy of its cookie works any more, and drops the cookie.</summary>
+    public async Task SignOutAsync(HttpContext context)
+    {
+        if (context.Request.Cookies.TryGetValue(KeyCookie, out var saved) && ReadKeyCookie(saved) is { } cookie)
+        {
+            await signedOut.SignOutAsync(cookie.SignIn, cookie.Expires, context.RequestAborted).ConfigureAwait(false);
+        }
+
         context.Response.Cookies.Delete(KeyCookie, new CookieOptions { Path = "/", SameSite = SameSiteMode.Strict, Secure = context.Request.IsHttps });
+    }
 
     private Authentication Resolve(HttpRequest request)
     {
@@ -111,10 +137,16 @@ internal sealed class Authenticator(IKeyStore keys, IOptions<AnteroomOptions> op
 
         if (request.Cookies.TryGetValue(KeyCookie, out var saved) && saved.Length > 0)
         {
-            return Unprotect(saved) is { } savedToken
-                ? CheckKey(savedToken)
-                : Authentication.Denied(StatusCodes.Status401Unauthorized, "invalid_api_key",
+            if (ReadKeyCookie(saved) is not { } cookie)
+            {
+                return Authentication.Denied(StatusCodes.Status401Unauthorized, "invalid_api_key",
                     "The key saved in this browser can no longer be read; enter it again.");
+            }
+
+            return signedOut.IsSignedOut(cookie.SignIn)
+                ? Authentication.Denied(StatusCodes.Status401Unauthorized, "signed_out",
+                    "This browser signed out; enter the key again to sign in.")
+                : CheckKey(cookie.Token);
         }
 
         if (RequiresKeys)
@@ -125,9 +157,17 @@ internal sealed class Authenticator(IKeyStore keys, IOptions<AnteroomOptions> op
 
         string tierName = _options.Auth.DefaultTier;
         var tier = _options.FindTier(tierName)!;
-        if (BrowserSession.Of(request) is { } session)
+        var session = sessions.Find(request.HttpContext);
+        if (session.RefusedFor is { } refusedFor)
         {
-            return Authentication.Allowed(new Caller(session.Owner, session.Name, tierName, tier, null, false, false));
+            // Never the address instead: conversations belong to identities, and people behind one address would
+            // see each other's.
+            return Authentication.Denied(StatusCodes.Status429TooManyRequests, "too_many_sessions", sessions.TooManyMessage, refusedFor);
+        }
+
+        if (session.Owner is { } owner)
+        {
+            return Authentication.Allowed(new Caller(owner, session.Name!, tierName, tier, null, false, false));
         }
 
         string address = request.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "unknown";
@@ -147,16 +187,22 @@ internal sealed class Authenticator(IKeyStore keys, IOptions<AnteroomOptions> op
         return header.Length > 0 ? header : null;
     }
 
-    private string? Unprotect(string value)
+    /// <summary>The sign-in a key cookie carries; null when it was not issued here, is from an older build, or expired.</summary>
+    private (string SignIn, string Token, DateTimeOffset Expires)? ReadKeyCookie(string value)
     {
+        string payload;
+        DateTimeOffset expires;
         try
         {
-            return _cookieProtector.Unprotect(value);
+            payload = _cookieProtector.Unprotect(value, out expires);
         }
         catch (CryptographicException)
         {
             return null;
         }
+
+        int newline = payload.IndexOf('\n', StringComparison.Ordinal);
+        return newline > 0 ? (payload[..newline], payload[(newline + 1)..], expires) : null;
     }
 
     private static string Format(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);

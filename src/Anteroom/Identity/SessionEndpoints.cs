@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Anteroom.DropIn;
+using Anteroom.Gateway;
 using Anteroom.Native;
 
 namespace Anteroom.Identity;
@@ -15,18 +16,19 @@ internal static class SessionEndpoints
         var session = app.MapGroup("/session").WithAccess(Access.ChecksOwnKey);
         session.MapGet("", Current);
         session.MapPost("", SignInAsync);
-        session.MapDelete("", (HttpContext context) =>
+        session.MapDelete("", async (HttpContext context, Authenticator authenticator) =>
         {
-            Authenticator.ClearKeyCookie(context);
+            await authenticator.SignOutAsync(context);
             return Results.NoContent();
         });
     }
 
-    private static IResult Current(HttpContext context, Authenticator authenticator)
+    private static IResult Current(HttpContext context, Authenticator authenticator, BrowserSessions sessions)
     {
-        if (!authenticator.RequiresKeys)
+        if (!authenticator.RequiresKeys && sessions.Ensure(context).RefusedFor is { } refusedFor)
         {
-            BrowserSession.Ensure(context);
+            return RetryAfterResult.Wrap(
+                NativeEndpoints.Error(StatusCodes.Status429TooManyRequests, "too_many_sessions", sessions.TooManyMessage), refusedFor);
         }
 
         var authentication = authenticator.Authenticate(context);

@@ -74,6 +74,15 @@ internal static class SqliteMigrations
         CREATE INDEX request_log_at ON request_log (at);
         CREATE INDEX request_log_owner_at ON request_log (owner, at);
         """,
+        """
+        -- Signed-out browser sessions, until their cookies would have expired anyway.
+        CREATE TABLE revoked_sessions (
+            id         TEXT    NOT NULL PRIMARY KEY,
+            revoked_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX revoked_sessions_expires ON revoked_sessions (expires_at);
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>

@@ -5,11 +5,11 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Anteroom.Storage;
 
 /// <summary>
-/// Keys, conversations and the request log in one SQLite file. Every operation opens its own connection (the
+/// Keys, signed-out sessions, conversations and the request log in one SQLite file. Every operation opens its own connection (the
 /// provider pools them), so nothing is cached: a key revoked by another process, such as the <c>anteroom keys</c>
 /// command, is seen by the next lookup here.
 /// </summary>
-internal sealed partial class SqliteStore : IKeyStore, IConversationStore, IRequestLog, IAsyncDisposable
+internal sealed partial class SqliteStore : IKeyStore, ISessionStore, IConversationStore, IRequestLog, IAsyncDisposable
 {
     // How long a statement waits for another connection's (or process's) write lock before giving up.
     private const int BusyTimeoutMs = 10_000;

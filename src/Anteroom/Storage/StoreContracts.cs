@@ -41,6 +41,19 @@ internal interface IKeyStore
     Task<bool> RevokeKeyAsync(string id, DateTimeOffset at, CancellationToken cancellationToken = default);
 }
 
+/// <summary>
+/// Browser sign-ins ended before their cookies expired: a copy of a signed-out cookie must not keep working, on
+/// this server or on another one sharing the database.
+/// </summary>
+internal interface ISessionStore
+{
+    /// <summary>Records that session <paramref name="id"/> signed out; kept until its cookie would have expired anyway.</summary>
+    Task RevokeSessionAsync(string id, DateTimeOffset at, DateTimeOffset expiresAt, CancellationToken cancellationToken = default);
+
+    /// <summary>Whether session <paramref name="id"/> signed out.</summary>
+    bool IsSessionRevoked(string id);
+}
+
 /// <summary>A conversation's header: its owner, title and times.</summary>
 internal sealed record Conversation(
     string Id, string Owner, string Title, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, int MessageCount);

@@ -65,7 +65,7 @@ public sealed class SqliteStoreTests : IDisposable
         }
 
         Assert.True(File.Exists(DatabasePath));
-        Assert.Equal(1L, Scalar("PRAGMA user_version;"));
+        Assert.Equal((long)SqliteMigrations.LatestVersion, Scalar("PRAGMA user_version;"));
         Assert.Equal("wal", Scalar("PRAGMA journal_mode;"));
         Assert.Equal(4L, Scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('api_keys', 'conversations', 'messages', 'request_log');"));
 
@@ -80,7 +80,7 @@ public sealed class SqliteStoreTests : IDisposable
             Assert.Equal(5, Assert.Single(requests).WaitedMs);
         }
 
-        Assert.Equal(1L, Scalar("PRAGMA user_version;"));
+        Assert.Equal((long)SqliteMigrations.LatestVersion, Scalar("PRAGMA user_version;"));
     }
 
     [Fact]
