@@ -215,6 +215,12 @@ internal sealed class BackendState
 
     public bool Healthy = true;
 
+    /// <summary>
+    /// An unhealthy backend may take one ticket to try whether it works again; taking it uses the trial up, so a
+    /// trial never lets more than one ticket through.
+    /// </summary>
+    public bool Trial;
+
     public readonly List<SlotLease> Running = [];
 
     public long Completed;
@@ -222,7 +228,10 @@ internal sealed class BackendState
     private double _busySlotSeconds;
     private DateTimeOffset _lastChange;
 
-    public int Free => Healthy ? Slots - Running.Count : 0;
+    public int Free => Healthy ? Slots - Running.Count : Trial ? Math.Min(1, Slots - Running.Count) : 0;
+
+    /// <summary>The slots new tickets may count on: all when healthy, the one trial slot on trial, none otherwise.</summary>
+    public int ServingSlots => Healthy ? Slots : Trial ? 1 : 0;
 
     /// <summary>Adds the slot-time used since the last change; call before the running count changes.</summary>
     public void Account(DateTimeOffset now)

@@ -304,13 +304,43 @@ public sealed class Scheduler : IDisposable
             }
 
             var state = _backends[index];
-            if (state.Healthy == healthy)
+            if (state.Healthy == healthy && !state.Trial)
             {
                 return;
             }
 
             state.Account(Now);
             state.Healthy = healthy;
+            state.Trial = false;
+            DispatchLocked(ref after);
+            after.Changed();
+        }
+
+        after.Run(_changes);
+    }
+
+    /// <summary>
+    /// Lets one ticket through to an unhealthy backend, to try whether it works again: the next ticket its models'
+    /// queues hold, or the next arrival for them, which is admitted as if the backend had one slot. Whatever comes
+    /// of it is told with <see cref="SetBackendHealth"/>. No effect on a healthy backend.
+    /// </summary>
+    public void AllowBackendTrial(string backend)
+    {
+        var after = new AfterLock();
+        lock (_lock)
+        {
+            if (!_backendByName.TryGetValue(backend, out int index))
+            {
+                throw new ArgumentException($"No backend is named '{backend}'.", nameof(backend));
+            }
+
+            var state = _backends[index];
+            if (state.Healthy || state.Trial)
+            {
+                return;
+            }
+
+            state.Trial = true;
             DispatchLocked(ref after);
             after.Changed();
         }
@@ -664,6 +694,8 @@ public sealed class Scheduler : IDisposable
         }
 
         backend.Account(now);
+        // A trial lets one ticket through, not a burst: this one uses it up.
+        backend.Trial = false;
         var lease = new SlotLease(this, ticket, backend.Index, backend.Name, now);
         backend.Running.Add(lease);
         lane.Account.Running.Add(lease);
@@ -747,10 +779,7 @@ public sealed class Scheduler : IDisposable
         int slots = 0;
         foreach (int index in queue.Backends)
         {
-            if (_backends[index].Healthy)
-            {
-                slots += _backends[index].Slots;
-            }
+            slots += _backends[index].ServingSlots;
         }
 
         return slots;
@@ -763,7 +792,7 @@ public sealed class Scheduler : IDisposable
         foreach (int index in queue.Backends)
         {
             var backend = _backends[index];
-            if (!backend.Healthy && HealthySlotsLocked(queue) > 0)
+            if (backend.ServingSlots == 0 && HealthySlotsLocked(queue) > 0)
             {
                 continue;
             }
@@ -813,7 +842,7 @@ public sealed class Scheduler : IDisposable
         foreach (int index in queue.Backends)
         {
             var backend = _backends[index];
-            if (!backend.Healthy)
+            if (backend.ServingSlots == 0)
             {
                 continue;
             }

@@ -54,6 +54,9 @@ internal static class SimulatorArguments
                 case "--disconnect":
                     options.DisconnectRate = Rate(flag, value);
                     break;
+                case "--fault-cycle":
+                    options.FaultCycle = Whole(flag, value, minimum: 0);
+                    break;
                 case "--seed":
                     options.Seed = Whole(flag, value, minimum: int.MinValue);
                     break;

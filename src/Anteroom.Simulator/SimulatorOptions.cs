@@ -49,13 +49,20 @@ public sealed class SimulatorOptions
     /// <summary>Share of generations (0 to 1) whose connection is aborted after some tokens.</summary>
     public double DisconnectRate { get; set; }
 
+    /// <summary>
+    /// 0: faults are drawn at random with their rates. N: faults come in exact shares of every N generations, in
+    /// order — with a rate of 0.3 before the first token and N = 10, generations 1–3, 11–13, … fail — so a test can
+    /// count on a rate without depending on the draws.
+    /// </summary>
+    public int FaultCycle { get; set; }
+
     /// <summary>Seed of every random choice: output lengths, words, faults and identifiers.</summary>
     public int Seed { get; set; } = 1;
 
     /// <summary>
     /// Reads command-line flags: <c>--models a,b --parallel N --max-queue M --batching --batch-knee K --ttft-ms X
     /// --tokens-per-second X --output-tokens N --fail-before-first-token R --fail-mid-stream R --stall R
-    /// --disconnect R --seed N</c>, each value also accepted as <c>--flag=value</c>. <c>--urls</c> and its value are
+    /// --disconnect R --fault-cycle N --seed N</c>, each value also accepted as <c>--flag=value</c>. <c>--urls</c> and its value are
     /// skipped, because the host reads them.
     /// </summary>
     /// <exception cref="ArgumentException">A flag is unknown, lacks its value, or its value is out of range; the message names the flag.</exception>
@@ -78,6 +85,7 @@ public sealed class SimulatorOptions
             FailMidStreamRate = FailMidStreamRate,
             StallRate = StallRate,
             DisconnectRate = DisconnectRate,
+            FaultCycle = FaultCycle,
             Seed = Seed,
         };
         copy.Validate();
@@ -98,6 +106,7 @@ public sealed class SimulatorOptions
         Require(SimulatorArguments.IsRate(FailMidStreamRate), nameof(FailMidStreamRate), "between 0 and 1");
         Require(SimulatorArguments.IsRate(StallRate), nameof(StallRate), "between 0 and 1");
         Require(SimulatorArguments.IsRate(DisconnectRate), nameof(DisconnectRate), "between 0 and 1");
+        Require(FaultCycle >= 0, nameof(FaultCycle), "0 or more");
         if (FaultRateSum > 1 + 1e-9)
             throw new ArgumentException("The four fault rates must add up to at most 1, because a generation meets at most one fault.");
     }

@@ -149,6 +149,53 @@ public sealed class DispatchTests
     }
 
     [Fact]
+    public void AllowBackendTrial_AdmitsAndDispatchesExactlyOneArrival_AndRefusesTheRestUntilItsHealthIsKnown()
+    {
+        using var h = new SchedulerHarness(Backend("a", 4, "m"));
+        h.Scheduler.SetBackendHealth("a", false);
+
+        h.Scheduler.AllowBackendTrial("a");
+        var trial = h.Admit("alice");
+        var burst = Enumerable.Range(0, 5).Select(i => h.TryAdmit($"user{i}")).ToList();
+
+        Assert.Equal("a", LeaseOf(trial).Backend);
+        Assert.All(burst, admission => Assert.Equal(RefusalReason.NoHealthyBackend, admission.Refusal!.Reason));
+
+        h.Scheduler.SetBackendHealth("a", true);
+        Assert.True(h.TryAdmit("bob").IsAdmitted);
+    }
+
+    [Fact]
+    public void AllowBackendTrial_GivesTheSlotToTheHeadOfTheQueue_NotToEveryWaitingTicket()
+    {
+        using var h = new SchedulerHarness(Backend("a", 4, "m"));
+        var running = h.AdmitMany(4, "alice");
+        var waiting = h.AdmitMany(3, "bob");
+        h.Scheduler.SetBackendHealth("a", false);
+        foreach (var ticket in running)
+        {
+            LeaseOf(ticket).Fail();
+        }
+
+        h.Scheduler.AllowBackendTrial("a");
+
+        Assert.Equal(TicketState.Running, waiting[0].State);
+        Assert.All(waiting.Skip(1), ticket => Assert.Equal(TicketState.Waiting, ticket.State));
+    }
+
+    [Fact]
+    public void SetBackendHealth_Unhealthy_WithdrawsAnUnusedTrial()
+    {
+        using var h = new SchedulerHarness(Backend("a", 1, "m"));
+        h.Scheduler.SetBackendHealth("a", false);
+        h.Scheduler.AllowBackendTrial("a");
+
+        h.Scheduler.SetBackendHealth("a", false);
+
+        Assert.Equal(RefusalReason.NoHealthyBackend, h.TryAdmit("alice").Refusal!.Reason);
+    }
+
+    [Fact]
     public void SetBackendHealth_WhenHealthyAgain_DispatchesWaitingTickets()
     {
         using var h = new SchedulerHarness(Backend("a", 2, "m"), Backend("b", 1, "m"));

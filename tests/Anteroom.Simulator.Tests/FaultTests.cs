@@ -36,6 +36,29 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task FaultCycle_FailsExactlyTheFirstShareOfEveryCycle_InOrder()
+    {
+        var ct = Sim.Deadline();
+        await using var server = await Sim.StartAsync(options =>
+        {
+            options.FailBeforeFirstTokenRate = 0.3;
+            options.FaultCycle = 10;
+        });
+        using var client = Sim.Client(server);
+
+        var statuses = new List<HttpStatusCode>();
+        for (int i = 0; i < 20; i++)
+        {
+            using var response = await Sim.PostAsync(client, "/api/chat", Sim.Chat(stream: false), ct);
+            statuses.Add(response.StatusCode);
+        }
+
+        var failed = Enumerable.Range(0, 20).Where(i => statuses[i] == HttpStatusCode.InternalServerError).ToArray();
+        Assert.Equal([0, 1, 2, 10, 11, 12], failed);
+        Assert.All(statuses, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.InternalServerError }));
+    }
+
+    [Fact]
     public async Task FailMidStream_Ollama_EndsWithAnErrorLineAndStatus200()
     {
         var ct = Sim.Deadline();

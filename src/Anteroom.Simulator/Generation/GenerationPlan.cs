@@ -25,6 +25,7 @@ internal sealed class GenerationPlanner(SimulatorOptions options)
     private const string IdAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     private readonly Lock _lock = new();
     private readonly Random _random = new(options.Seed);
+    private long _planned;
 
     public GenerationPlan Plan(int? maxTokens)
     {
@@ -41,7 +42,9 @@ internal sealed class GenerationPlanner(SimulatorOptions options)
 
             var limited = maxTokens is > 0 && maxTokens.Value < drawn;
             var tokens = limited ? maxTokens!.Value : drawn;
-            var fault = Fault(faultRoll);
+            // In a fault cycle the roll is the generation's place in its cycle, spread evenly over [0, 1).
+            long place = _planned++ % Math.Max(1, options.FaultCycle);
+            var fault = Fault(options.FaultCycle > 0 ? (place + 0.5) / options.FaultCycle : faultRoll);
             // A fault "mid-stream" comes after at least one token and, when there is room, before the last one.
             var faultAfter = fault is SimulatedFault.None or SimulatedFault.FailBeforeFirstToken
                 ? 0

@@ -177,6 +177,12 @@ public sealed class QueueOptions
 
     /// <summary>Position updates are coalesced to at most one per this interval.</summary>
     public int PositionUpdateMilliseconds { get; set; } = 100;
+
+    /// <summary>
+    /// The most tokens one answer may generate, whatever the tier: a request that sets no limit (or Ollama's
+    /// unlimited -1 and -2) gets this one, and one asking for more is refused. A tier's cap applies below it.
+    /// </summary>
+    public int MaxOutputTokens { get; set; } = 4096;
 }
 
 /// <summary>Service figures assumed until measured.</summary>
@@ -203,6 +209,12 @@ public sealed class StreamOptions
 
     /// <summary>How long a finished request's events stay available for replay.</summary>
     public double RetainSeconds { get; set; } = 300;
+
+    /// <summary>
+    /// The most bytes of one streamed request's events kept for its readers and for replay. Older events are
+    /// dropped beyond it, and a reader that falls further behind is cut off and its request stopped.
+    /// </summary>
+    public long MaxBufferedBytes { get; set; } = 1024 * 1024;
 }
 
 /// <summary>Backend health checking.</summary>
@@ -211,8 +223,24 @@ public sealed class HealthOptions
     /// <summary>How often every backend is probed.</summary>
     public double ProbeSeconds { get; set; } = 10;
 
-    /// <summary>Consecutive failures after which a backend takes no new requests until a probe succeeds.</summary>
-    public int FailuresBeforeUnhealthy { get; set; } = 3;
+    /// <summary>
+    /// Requests in a row that failed on a backend after which it takes no new requests, whatever the window holds:
+    /// a dead backend is caught before the window has <see cref="MinimumRequests"/>. Each request counts once,
+    /// however often it was retried.
+    /// </summary>
+    public int FailuresBeforeUnhealthy { get; set; } = 5;
+
+    /// <summary>The sliding window, in seconds, over which a backend's share of failed requests is judged.</summary>
+    public double WindowSeconds { get; set; } = 30;
+
+    /// <summary>The fewest requests the window must hold before its failure rate can mark the backend unhealthy.</summary>
+    public int MinimumRequests { get; set; } = 10;
+
+    /// <summary>The share of failed requests in the window, in percent, at which a backend is marked unhealthy.</summary>
+    public double FailureRatePercent { get; set; } = 50;
+
+    /// <summary>How long an unhealthy backend rests before one trial request may go through (or a probe succeeds first).</summary>
+    public double CooldownSeconds { get; set; } = 3;
 
     /// <summary>A backend stream silent this long is abandoned as stalled.</summary>
     public double IdleTimeoutSeconds { get; set; } = 60;

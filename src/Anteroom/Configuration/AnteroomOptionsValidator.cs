@@ -87,6 +87,11 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
             yield return $"{root}:Queue:PositionUpdateMilliseconds must be zero or more (got {queue.PositionUpdateMilliseconds}).";
         }
 
+        if (queue.MaxOutputTokens < 1)
+        {
+            yield return $"{root}:Queue:MaxOutputTokens must be at least 1 (got {queue.MaxOutputTokens}).";
+        }
+
         if (!(options.Stream.KeepAliveSeconds > 0))
         {
             yield return $"{root}:Stream:KeepAliveSeconds must be positive (got {options.Stream.KeepAliveSeconds}).";
@@ -100,6 +105,19 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
         if (!(options.Health.ProbeSeconds > 0) || !(options.Health.IdleTimeoutSeconds > 0) || options.Health.FailuresBeforeUnhealthy < 1)
         {
             yield return $"{root}:Health:ProbeSeconds and IdleTimeoutSeconds must be positive and FailuresBeforeUnhealthy at least 1.";
+        }
+
+        var health = options.Health;
+        if (!(health.WindowSeconds > 0) || !(health.CooldownSeconds > 0) || health.MinimumRequests < 1 ||
+            !(health.FailureRatePercent > 0 && health.FailureRatePercent <= 100))
+        {
+            yield return $"{root}:Health:WindowSeconds and CooldownSeconds must be positive, MinimumRequests at least 1 and FailureRatePercent above 0 and at most 100 " +
+                $"(got {health.WindowSeconds}, {health.CooldownSeconds}, {health.MinimumRequests}, {health.FailureRatePercent}).";
+        }
+
+        if (options.Stream.MaxBufferedBytes < 64 * 1024)
+        {
+            yield return $"{root}:Stream:MaxBufferedBytes must be at least 65536 (got {options.Stream.MaxBufferedBytes}).";
         }
 
         var estimates = options.Estimates;

@@ -52,4 +52,6 @@ internal abstract class DropInResponder(HttpContext context, LiveRequest request
     public abstract ValueTask IdleAsync(CancellationToken cancellationToken);
 
     public async ValueTask FlushAsync(CancellationToken cancellationToken) => await Writer.FlushAsync(cancellationToken);
+
+    public abstract void WriteCutOff(long lastId, string code, string message);
 }

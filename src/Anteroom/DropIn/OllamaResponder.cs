@@ -57,6 +57,10 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
 
     public override ValueTask IdleAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
+    /// <summary>Ollama's own error line; relayed chunks end on whole lines, so it starts a line of its own.</summary>
+    public override void WriteCutOff(long lastId, string code, string message) =>
+        WriteLine(JsonSerializer.SerializeToUtf8Bytes(new OllamaErrorBody($"{code}: {message}"), OllamaJson.Wire.OllamaErrorBody));
+
     private void WriteLine(byte[] json)
     {
         Writer.Write(json);

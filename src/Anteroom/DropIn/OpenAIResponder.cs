@@ -85,6 +85,9 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>An error event and [DONE], as a failed stream ends; relayed chunks end on whole events.</summary>
+    public override void WriteCutOff(long lastId, string code, string message) => WriteStreamError(message, code);
+
     private void WriteQueuedComment(int position, long etaMs) =>
         Writer.Write(Encoding.ASCII.GetBytes($": queued position={position} eta_ms={etaMs}\n\n"));
 

@@ -6,22 +6,23 @@ using Microsoft.Extensions.Options;
 namespace Anteroom.Gateway;
 
 /// <summary>
-/// The clients of the configured model servers and their health: a backend that fails several times in a row,
-/// or does not answer a probe, takes no new tickets until a probe succeeds again.
+/// The clients of the configured model servers and their health: each backend has a circuit
+/// (<see cref="BackendCircuit"/>) judged by its share of failed requests, by failed requests in a row and by
+/// probes, and the scheduler is told when it opens (no new tickets), half-opens (one trial ticket) or closes.
 /// </summary>
 internal sealed partial class BackendPool : IDisposable
 {
     private readonly Dictionary<string, Member> _members = new(StringComparer.Ordinal);
     private readonly HttpClient _http;
     private readonly Scheduler _scheduler;
+    private readonly TimeProvider _time;
     private readonly ILogger<BackendPool> _log;
-    private readonly int _failuresBeforeUnhealthy;
 
     public BackendPool(IOptions<AnteroomOptions> options, Scheduler scheduler, TimeProvider time, ILogger<BackendPool> log)
     {
         _scheduler = scheduler;
+        _time = time;
         _log = log;
-        _failuresBeforeUnhealthy = options.Value.Health.FailuresBeforeUnhealthy;
         // One handler for every backend: pooled connections, no overall timeout (streams last minutes); stalls
         // are caught per chunk by the clients' idle timeout instead.
         _http = new HttpClient(new SocketsHttpHandler
@@ -42,7 +43,7 @@ internal sealed partial class BackendPool : IDisposable
         {
             var protocol = backend.ParsedProtocol();
             var client = ModelServerClient.Create(protocol, _http, new Uri(backend.Url!), clientOptions);
-            _members[backend.Name!] = new Member(backend.Name!, protocol, client);
+            _members[backend.Name!] = new Member(this, backend.Name!, protocol, client, new BackendCircuit(options.Value.Health, time));
         }
     }
 
@@ -50,9 +51,26 @@ internal sealed partial class BackendPool : IDisposable
 
     public BackendProtocol Protocol(string backend) => _members[backend].Protocol;
 
-    public void ReportSuccess(string backend) => Interlocked.Exchange(ref _members[backend].ConsecutiveFailures, 0);
+    /// <summary>The backend's circuit state now.</summary>
+    public CircuitState Circuit(string backend) => _members[backend].Circuit.State;
 
-    public void ReportFailure(string backend, BackendError error)
+    /// <summary>
+    /// A request's attempt on the backend succeeded. <paramref name="sampled"/> holds the backends the request has
+    /// already been counted on: a request is one sample per backend, however many attempts it made there.
+    /// </summary>
+    public void ReportSuccess(string backend, ISet<string> sampled)
+    {
+        if (sampled.Add(backend))
+        {
+            Apply(_members[backend], static circuit => circuit.Record(failed: false));
+        }
+    }
+
+    /// <summary>
+    /// A request's attempt on the backend failed. Only failures that say something about the backend count, and a
+    /// request counts once per backend (see <see cref="ReportSuccess"/>).
+    /// </summary>
+    public void ReportFailure(string backend, BackendError error, ISet<string> sampled)
     {
         // A model's own error or a full backend queue says nothing about the backend's health.
         if (error.Failure is BackendFailure.StreamError or BackendFailure.Busy ||
@@ -61,59 +79,124 @@ internal sealed partial class BackendPool : IDisposable
             return;
         }
 
-        int failures = Interlocked.Increment(ref _members[backend].ConsecutiveFailures);
-        LogBackendFailure(backend, error.Failure, error.Message, failures);
-        if (failures == _failuresBeforeUnhealthy)
+        var member = _members[backend];
+        if (!sampled.Add(backend))
         {
-            LogBackendUnhealthy(backend, failures);
-            _scheduler.SetBackendHealth(backend, false);
+            // A retry of a request already counted here: the same evidence again, not a new sample.
+            return;
         }
+
+        Apply(member, circuit =>
+        {
+            var change = circuit.Record(failed: true);
+            var (requests, failed) = circuit.Window;
+            LogBackendFailure(backend, error.Failure, error.Message, failed, requests);
+            return change;
+        });
     }
 
-    /// <summary>Asks every backend for its models and marks it healthy or not by the answer.</summary>
+    /// <summary>Asks every backend for its models: an answer closes its circuit, none opens it.</summary>
     public async Task ProbeAllAsync(CancellationToken cancellationToken)
     {
         await Task.WhenAll(_members.Values.Select(async member =>
         {
             var result = await member.Client.ListModelsAsync(cancellationToken);
-            bool wasHealthy = _scheduler.IsBackendHealthy(member.Name);
-            if (result.IsSuccess)
-            {
-                Interlocked.Exchange(ref member.ConsecutiveFailures, 0);
-                if (!wasHealthy)
-                {
-                    LogBackendRecovered(member.Name);
-                }
-            }
-            else if (wasHealthy)
-            {
-                LogBackendUnhealthy(member.Name, 0);
-            }
-
-            _scheduler.SetBackendHealth(member.Name, result.IsSuccess);
+            Apply(member, circuit => circuit.Probed(result.IsSuccess));
         }));
     }
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        foreach (var member in _members.Values)
+        {
+            member.Dispose();
+        }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} failed ({Failure}: {Message}); {Failures} in a row")]
-    private partial void LogBackendFailure(string backend, BackendFailure failure, string message, int failures);
+        _http.Dispose();
+    }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Backend {Backend} is unhealthy (failures in a row: {Failures}); it takes no new requests until a probe succeeds")]
-    private partial void LogBackendUnhealthy(string backend, int failures);
+    /// <summary>
+    /// Takes a step of the backend's circuit and tells the scheduler what it changed, both under the member's lock:
+    /// two changes of one backend reach the scheduler in the order they happened (the scheduler never calls back
+    /// into the pool, so the lock order is always member, then scheduler).
+    /// </summary>
+    private void Apply(Member member, Func<BackendCircuit, CircuitChange> step)
+    {
+        lock (member.Gate)
+        {
+            switch (step(member.Circuit))
+            {
+                case CircuitChange.Opened:
+                    LogBackendUnhealthy(member.Name);
+                    _scheduler.SetBackendHealth(member.Name, false);
+                    if (member.Circuit.TrialDueAt is { } due)
+                    {
+                        member.ArmCooldown(Max(due - _time.GetUtcNow(), TimeSpan.Zero));
+                    }
+
+                    break;
+
+                case CircuitChange.HalfOpened:
+                    LogBackendOnTrial(member.Name);
+                    _scheduler.AllowBackendTrial(member.Name);
+                    break;
+
+                case CircuitChange.Closed:
+                    LogBackendRecovered(member.Name);
+                    _scheduler.SetBackendHealth(member.Name, true);
+                    break;
+            }
+        }
+    }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} failed a request ({Failure}: {Message}); {Failed} of {Requests} requests in the window failed")]
+    private partial void LogBackendFailure(string backend, BackendFailure failure, string message, int failed, int requests);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Backend {Backend} is unhealthy; it takes no new requests until a trial request or a probe succeeds")]
+    private partial void LogBackendUnhealthy(string backend);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Backend {Backend} has rested; one trial request may go through")]
+    private partial void LogBackendOnTrial(string backend);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backend {Backend} answers again and takes requests")]
     private partial void LogBackendRecovered(string backend);
 
-    private sealed class Member(string name, BackendProtocol protocol, IModelServerClient client)
+    private sealed class Member : IDisposable
     {
-        public string Name { get; } = name;
+        private readonly ITimer _cooldown;
 
-        public BackendProtocol Protocol { get; } = protocol;
+        public Member(BackendPool pool, string name, BackendProtocol protocol, IModelServerClient client, BackendCircuit circuit)
+        {
+            Name = name;
+            Protocol = protocol;
+            Client = client;
+            Circuit = circuit;
+            _cooldown = pool._time.CreateTimer(
+                static state =>
+                {
+                    var (pool, member) = ((BackendPool, Member))state!;
+                    pool.Apply(member, static circuit => circuit.CoolDown());
+                },
+                (pool, this),
+                Timeout.InfiniteTimeSpan,
+                Timeout.InfiniteTimeSpan);
+        }
 
-        public IModelServerClient Client { get; } = client;
+        public Lock Gate { get; } = new();
 
-        public int ConsecutiveFailures;
+        public string Name { get; }
+
+        public BackendProtocol Protocol { get; }
+
+        public IModelServerClient Client { get; }
+
+        public BackendCircuit Circuit { get; }
+
+        public void ArmCooldown(TimeSpan dueIn) => _cooldown.Change(dueIn, Timeout.InfiniteTimeSpan);
+
+        public void Dispose() => _cooldown.Dispose();
     }
 }
 
@@ -131,7 +214,6 @@ internal sealed class BackendHealthProbe(BackendPool pool, IOptions<AnteroomOpti
     }
 }
 
-/// <summary>Forgets ended requests once their replay window has passed.</summary>
 /// <summary>
 /// Forgets ended requests once their replay window has passed, and callers whose rate limits and fair-share
 /// accounts hold nothing.

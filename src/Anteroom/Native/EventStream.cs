@@ -50,6 +50,11 @@ internal static class EventStream
         }
 
         public async ValueTask FlushAsync(CancellationToken cancellationToken) => await writer.FlushAsync(cancellationToken);
+
+        public void WriteCutOff(long lastId, string code, string message) =>
+            // The id of the last event given: a client that reconnects from it is told the rest is gone.
+            Write(writer, new StreamEvent(lastId, "error", System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
+                new ErrorEvent(code, message, null), NativeJson.Default.ErrorEvent)));
     }
 
     private static void Write(PipeWriter writer, StreamEvent streamEvent)

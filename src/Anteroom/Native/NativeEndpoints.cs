@@ -93,6 +93,15 @@ internal static class NativeEndpoints
             return;
         }
 
+        if (afterId < request.Events.FirstKeptId - 1)
+        {
+            // The events after it were dropped to keep the buffer bounded: say so rather than skip them silently.
+            await Error(StatusCodes.Status410Gone, "replay_window_exceeded",
+                $"Events after {afterId} are no longer kept (the replay buffer holds {request.Events.MaxBytes} bytes); the oldest kept is {request.Events.FirstKeptId}.",
+                "Last-Event-ID").ExecuteAsync(context);
+            return;
+        }
+
         EventStream.PrepareHeaders(context.Response, request.Id);
         await FollowAsync(context, request, afterId, options.Value, time);
     }

@@ -110,13 +110,13 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     break;
 
                 case GenerationChunkKind.Done:
-                    pool.ReportSuccess(lease.Backend);
+                    pool.ReportSuccess(lease.Backend, request.HealthSampled);
                     EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, tokens));
                     return false;
 
                 case GenerationChunkKind.Error:
                     var error = chunk.Error!;
-                    pool.ReportFailure(lease.Backend, error);
+                    pool.ReportFailure(lease.Backend, error, request.HealthSampled);
                     if (tokens == 0)
                     {
                         return TryRetry(request, lease, error);
@@ -247,13 +247,13 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     break;
 
                 case RelayChunkKind.Done:
-                    pool.ReportSuccess(lease.Backend);
+                    pool.ReportSuccess(lease.Backend, request.HealthSampled);
                     EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, pieces));
                     return false;
 
                 case RelayChunkKind.Failed:
                     var error = chunk.Error!;
-                    pool.ReportFailure(lease.Backend, error);
+                    pool.ReportFailure(lease.Backend, error, request.HealthSampled);
                     if (!relayed && IsWorthRetrying(error))
                     {
                         return TryRetry(request, lease, error);
@@ -289,7 +289,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         var result = await pool.Client(lease.Backend).EmbedAsync(ticket.Model, request.Arrival.EmbeddingInputs!, cancellationToken);
         if (result.Error is { } error)
         {
-            pool.ReportFailure(lease.Backend, error);
+            pool.ReportFailure(lease.Backend, error, request.HealthSampled);
             if (IsWorthRetrying(error))
             {
                 return TryRetry(request, lease, error);
@@ -300,7 +300,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
             return false;
         }
 
-        pool.ReportSuccess(lease.Backend);
+        pool.ReportSuccess(lease.Backend, request.HealthSampled);
         lease.MarkFirstToken();
         request.Embeddings = result.Vectors;
         EndCompleted(request, lease, "stop", new GenerationUsage(result.PromptTokens, 0));

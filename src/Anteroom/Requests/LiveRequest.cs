@@ -39,12 +39,13 @@ internal sealed class LiveRequest
     private string? _stopReason;
     private RequestEnding? _ending;
 
-    public LiveRequest(Ticket ticket, Arrival arrival, TimeProvider time)
+    public LiveRequest(Ticket ticket, Arrival arrival, TimeProvider time, long maxBufferedBytes = long.MaxValue)
     {
         Ticket = ticket;
         Arrival = arrival;
         _time = time;
         CreatedAt = time.GetUtcNow();
+        Events = new EventLog(maxBufferedBytes);
     }
 
     public string Id => Ticket.Id;
@@ -94,7 +95,16 @@ internal sealed class LiveRequest
     /// <summary>The upstream content type a relayed request answered with.</summary>
     public string? RelayedContentType { get; set; }
 
-    public EventLog Events { get; } = new();
+    public EventLog Events { get; }
+
+    /// <summary>
+    /// The backends this request has been counted on for their health. A request is one sample per backend: failed
+    /// if its first attempt there that said anything about the backend failed, succeeded otherwise. Its retries are
+    /// not new evidence (a backend failing 30 % of attempts would otherwise count a request that it served on the
+    /// second try as a failure twice), but a request that the backend failed once and then served still counts as
+    /// failed there: it was let down. Touched only by the request's runner, one attempt at a time.
+    /// </summary>
+    public HashSet<string> HealthSampled { get; } = new(StringComparer.Ordinal);
 
     /// <summary>The answer so far.</summary>
     public StringBuilder Text { get; } = new();
@@ -111,7 +121,10 @@ internal sealed class LiveRequest
     /// <summary>When it ended; set by <see cref="End"/>, before its holders are told.</summary>
     public DateTimeOffset? EndedAt { get; private set; }
 
-    /// <summary>The backend's bytes as relayed, in order (a relayed request's whole answer).</summary>
+    /// <summary>
+    /// The backend's bytes as relayed, in order (a relayed request's whole answer). Only for a request whose log
+    /// keeps everything: a non-streaming answer, bounded by the output ceiling rather than the stream buffer.
+    /// </summary>
     public byte[] RelayedBytes()
     {
         var events = new List<StreamEvent>();

@@ -11,51 +11,90 @@ internal interface IEventSink
 
     /// <summary>Sends what was written.</summary>
     ValueTask FlushAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Writes, as the stream's last words in its API's error shape, why the stream ends here without the request's
+    /// own ending (without flushing). <paramref name="lastId"/> is the last event the reader was given.
+    /// </summary>
+    void WriteCutOff(long lastId, string code, string message);
 }
 
 /// <summary>Follows a request's event log for one connection, live, from any event id onward.</summary>
 internal static class LogFollower
 {
+    /// <summary>The code a reader gets when the events it needs next are no longer kept.</summary>
+    public const string SlowReader = "slow_reader";
+
     /// <summary>
     /// Hands the events after <paramref name="afterId"/>, and every later one, to <paramref name="sink"/> until the
     /// request ends or the client leaves; calls <see cref="IEventSink.IdleAsync"/> after each quiet interval.
     /// While following, the connection holds the request (see <see cref="LiveRequest.Attach"/>).
     /// </summary>
+    /// <remarks>
+    /// A reader that falls further behind than the log keeps (<see cref="EventLog.MaxBytes"/>) — a client reading
+    /// slower than the backend generates, or not at all — is cut off as soon as an event it still needs is dropped,
+    /// even while its write is waiting for the client: it gets a <c>slow_reader</c> error in its API's shape, and
+    /// the request is stopped, so the backend stops generating an answer nobody can receive whole. Holding the
+    /// answer instead would let one slow client keep memory without bound; slowing the backend down to its pace
+    /// would let it keep a GPU slot that others queue for.
+    /// </remarks>
     public static async Task FollowAsync(
         LiveRequest request, long afterId, IEventSink sink, TimeSpan idleInterval, TimeProvider time, CancellationToken cancellationToken)
     {
         using var attachment = request.Attach();
+        using var cursor = request.Events.Follow(afterId);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, cursor.Overran);
+        var token = linked.Token;
         var batch = new List<StreamEvent>();
-        long last = afterId;
-        while (true)
+        try
         {
-            batch.Clear();
-            bool complete = request.Events.CopyAfter(last, batch, out var appended);
-            foreach (var streamEvent in batch)
+            while (true)
             {
-                await sink.WriteAsync(streamEvent, cancellationToken);
-                last = streamEvent.Id;
-            }
+                batch.Clear();
+                var read = request.Events.CopyAfter(cursor.Position, batch, out var appended);
+                if (read == LogRead.Dropped)
+                {
+                    break;
+                }
 
-            if (batch.Count > 0)
-            {
-                await sink.FlushAsync(cancellationToken);
-            }
+                foreach (var streamEvent in batch)
+                {
+                    await sink.WriteAsync(streamEvent, token);
+                    cursor.Position = streamEvent.Id;
+                }
 
-            if (complete)
-            {
-                return;
-            }
+                if (batch.Count > 0)
+                {
+                    await sink.FlushAsync(token);
+                }
 
-            try
-            {
-                await appended.WaitAsync(idleInterval, time, cancellationToken);
-            }
-            catch (TimeoutException)
-            {
-                await sink.IdleAsync(cancellationToken);
-                await sink.FlushAsync(cancellationToken);
+                if (read == LogRead.Complete)
+                {
+                    return;
+                }
+
+                try
+                {
+                    await appended.WaitAsync(idleInterval, time, token);
+                }
+                catch (TimeoutException)
+                {
+                    await sink.IdleAsync(token);
+                    await sink.FlushAsync(token);
+                }
             }
         }
+        catch (OperationCanceledException) when (cursor.Overran.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Fell behind while writing or waiting: handled below like a read that found its events dropped.
+        }
+
+        request.Stop(SlowReader);
+        // Not flushed: the client is not taking what was written. The server sends it, as the client reads on,
+        // when the handler returns; until then it holds no more than its own response buffer.
+        sink.WriteCutOff(cursor.Position, SlowReader, SlowReaderMessage(request.Events.MaxBytes));
     }
+
+    public static string SlowReaderMessage(long maxBytes) =>
+        $"This stream fell more than {maxBytes} bytes behind the answer and was cut off; the request was stopped. Read the stream as it arrives.";
 }

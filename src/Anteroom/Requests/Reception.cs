@@ -104,6 +104,8 @@ internal sealed partial class Reception(
     private readonly string _defaultModel = options.Value.DefaultModel ?? options.Value.Backends[0].Models[0];
     private readonly int _assumedOutputTokens = (int)Math.Ceiling(options.Value.Estimates.OutputTokens);
     private readonly RefusalLogBudget _refusalLog = new(options.Value.Data.MaxRefusalsLoggedPerUserPerMinute, time);
+    private readonly int _outputCeiling = options.Value.Queue.MaxOutputTokens;
+    private readonly long _maxBufferedBytes = options.Value.Stream.MaxBufferedBytes;
 
     public string DefaultModel => _defaultModel;
 
@@ -115,16 +117,19 @@ internal sealed partial class Reception(
         var tier = caller.Tier;
         string id = RequestRegistry.NewId();
         var limit = new RateLimit(tier.RequestsPerMinute, tier.TokensPerMinute);
-        if (TierDenial(ask) is { } denial)
+        if (TierDenial(ask, _outputCeiling) is { } denial)
         {
             return Refuse(id, ask, denial, rates.State(caller.Owner, limit));
         }
 
-        ask = WithTierOutputLimit(ask);
+        // The reservation follows what was asked (or the tier's cap), not the ceiling: a request that sets no limit
+        // is expected to be of typical length, and the ceiling only keeps it from running on without end.
+        int? reservedOutput = ask.Generation.MaxOutputTokens ?? tier.MaxOutputTokens;
+        ask = WithOutputLimit(ask, _outputCeiling);
         var generation = ask.Generation;
         bool embedding = ask.EmbeddingInputs is not null;
         int promptTokens = EstimatePromptTokens(generation, ask.EmbeddingInputs);
-        int reserved = (int)Math.Min(int.MaxValue, promptTokens + (embedding ? 0L : generation.MaxOutputTokens ?? _assumedOutputTokens));
+        int reserved = (int)Math.Min(int.MaxValue, promptTokens + (embedding ? 0L : Math.Min(reservedOutput ?? _assumedOutputTokens, generation.MaxOutputTokens ?? int.MaxValue)));
 
         var decision = rates.TryAcquire(caller.Owner, limit, reserved);
         if (!decision.Allowed)
@@ -152,7 +157,10 @@ internal sealed partial class Reception(
         }
 
         var grace = ask.ReconnectGrace < MaxReconnectGrace ? ask.ReconnectGrace : MaxReconnectGrace;
-        var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace, ReservedTokens = reserved }, time);
+        // A non-streaming relayed answer is written from its whole log once it ends, so its log keeps everything;
+        // the output ceiling bounds it. Every other log is a stream's, bounded for a reader that falls behind.
+        long buffer = ask.Relay is { Streaming: false } ? long.MaxValue : _maxBufferedBytes;
+        var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace, ReservedTokens = reserved }, time, buffer);
         // Held before anything can await: a hold taken later (when the answer starts) misses a client that leaves
         // in between, and then nothing ever detaches, so the ticket would wait on with nobody to answer.
         var hold = request.Attach();
@@ -248,8 +256,11 @@ internal sealed partial class Reception(
         : new Denial(StatusCodes.Status403Forbidden, "model_not_allowed",
             $"Your tier '{caller.TierName}' may not use model '{model}'; it may use: {string.Join(", ", caller.Tier.Models)}.", Field: "model");
 
-    /// <summary>What the tier forbids outright: a model outside its list, or a longer answer than it allows.</summary>
-    private static Denial? TierDenial(Arrival ask)
+    /// <summary>
+    /// What the tier forbids outright: a model outside its list, or a longer answer than it (or the gateway's
+    /// output ceiling) allows.
+    /// </summary>
+    private static Denial? TierDenial(Arrival ask, int ceiling)
     {
         var caller = ask.Caller;
         if (ModelDenial(caller, ask.Generation.Model) is { } denial)
@@ -257,27 +268,34 @@ internal sealed partial class Reception(
             return denial;
         }
 
-        if (ask.EmbeddingInputs is null && caller.Tier.MaxOutputTokens is { } cap && ask.Generation.MaxOutputTokens is { } asked && asked > cap)
+        int cap = OutputCap(caller.Tier, ceiling);
+        if (ask.EmbeddingInputs is null && ask.Generation.MaxOutputTokens is { } asked && asked > cap)
         {
+            string allows = caller.Tier.MaxOutputTokens is { } tierCap && tierCap <= ceiling ? $"tier '{caller.TierName}' allows" : "this gateway allows";
             return new Denial(StatusCodes.Status400BadRequest, "max_tokens_too_large",
-                $"The request asks for up to {asked} output tokens; tier '{caller.TierName}' allows at most {cap}.",
+                $"The request asks for up to {asked} output tokens; {allows} at most {cap}.",
                 Field: ask.Protocol == ClientProtocol.Ollama ? "num_predict" : "max_tokens");
         }
 
         return null;
     }
 
+    /// <summary>The tier's output cap under the gateway's ceiling: no answer is unbounded, whatever the tier.</summary>
+    private static int OutputCap(TierOptions tier, int ceiling) => Math.Min(tier.MaxOutputTokens ?? ceiling, ceiling);
+
     /// <summary>
-    /// A tier's output limit holds on whichever path the request runs: a request that sets none gets the tier's,
-    /// and a relayed body has every output-length field it carries (whichever one its backend reads) held to it.
+    /// The output limit holds on whichever path the request runs: a request that sets none (or Ollama's unlimited
+    /// -1 and -2) gets the tier's cap, or the gateway's ceiling, and a relayed body has every output-length field it
+    /// carries (whichever one its backend reads) held to it.
     /// </summary>
-    private static Arrival WithTierOutputLimit(Arrival ask)
+    private static Arrival WithOutputLimit(Arrival ask, int ceiling)
     {
-        if (ask.EmbeddingInputs is not null || ask.Caller.Tier.MaxOutputTokens is not { } cap)
+        if (ask.EmbeddingInputs is not null)
         {
             return ask;
         }
 
+        int cap = OutputCap(ask.Caller.Tier, ceiling);
         return ask with
         {
             Generation = ask.Generation with { MaxOutputTokens = Math.Min(ask.Generation.MaxOutputTokens ?? cap, cap) },
