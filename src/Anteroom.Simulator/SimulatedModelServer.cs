@@ -26,12 +26,14 @@ public sealed class SimulatedModelServer : IAsyncDisposable
 
     private readonly WebApplication _app;
     private readonly Simulation _simulation;
+    private readonly BodyRecorder _bodies;
     private int _disposed;
 
-    private SimulatedModelServer(WebApplication app, Simulation simulation, IReadOnlyList<Uri> addresses)
+    private SimulatedModelServer(WebApplication app, Simulation simulation, BodyRecorder bodies, IReadOnlyList<Uri> addresses)
     {
         _app = app;
         _simulation = simulation;
+        _bodies = bodies;
         Addresses = addresses;
     }
 
@@ -43,6 +45,9 @@ public sealed class SimulatedModelServer : IAsyncDisposable
 
     /// <summary>A snapshot of the counters.</summary>
     public SimulatorStats Stats => _simulation.Stats.Snapshot();
+
+    /// <summary>The latest request bodies, oldest first, as received; empty unless <see cref="SimulatorOptions.RecordBodies"/> is set.</summary>
+    public IReadOnlyList<ReceivedBody> ReceivedBodies => _bodies.Snapshot();
 
     /// <summary>Generations stopped by an injected stall right now.</summary>
     internal int Stalled => _simulation.Stats.Stalled;
@@ -80,6 +85,9 @@ public sealed class SimulatedModelServer : IAsyncDisposable
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
 
         var app = builder.Build();
+        var bodies = new BodyRecorder(simulation.Options.RecordBodies);
+        if (bodies.IsOn)
+            app.Use(bodies.RecordAsync);
         new OllamaApi(simulation).Map(app);
         new OpenAIApi(simulation).Map(app);
         new ControlApi(simulation).Map(app);
@@ -98,7 +106,7 @@ public sealed class SimulatedModelServer : IAsyncDisposable
         var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses
             .Select(address => new Uri(address.EndsWith('/') ? address : address + "/"))
             .ToList();
-        return new SimulatedModelServer(app, simulation, addresses);
+        return new SimulatedModelServer(app, simulation, bodies, addresses);
     }
 
     /// <summary>

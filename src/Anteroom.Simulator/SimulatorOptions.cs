@@ -60,6 +60,12 @@ public sealed class SimulatorOptions
     public int Seed { get; set; } = 1;
 
     /// <summary>
+    /// How many of the latest request bodies to keep for <see cref="SimulatedModelServer.ReceivedBodies"/>: a test
+    /// that sees what the server was actually sent can tell what a backend would read. 0, the default, keeps none.
+    /// </summary>
+    public int RecordBodies { get; set; }
+
+    /// <summary>
     /// Reads command-line flags: <c>--models a,b --parallel N --max-queue M --batching --batch-knee K --ttft-ms X
     /// --tokens-per-second X --output-tokens N --fail-before-first-token R --fail-mid-stream R --stall R
     /// --disconnect R --fault-cycle N --seed N</c>, each value also accepted as <c>--flag=value</c>. <c>--urls</c> and its value are
@@ -87,6 +93,7 @@ public sealed class SimulatorOptions
             DisconnectRate = DisconnectRate,
             FaultCycle = FaultCycle,
             Seed = Seed,
+            RecordBodies = RecordBodies,
         };
         copy.Validate();
         return copy;
@@ -102,6 +109,7 @@ public sealed class SimulatorOptions
         Require(double.IsFinite(TtftMs) && TtftMs >= 0, nameof(TtftMs), "a finite number of 0 or more");
         Require(double.IsFinite(TokensPerSecond) && TokensPerSecond > 0, nameof(TokensPerSecond), "a finite number above 0");
         Require(OutputTokens >= 1, nameof(OutputTokens), "at least 1");
+        Require(RecordBodies >= 0, nameof(RecordBodies), "0 or more");
         Require(SimulatorArguments.IsRate(FailBeforeFirstTokenRate), nameof(FailBeforeFirstTokenRate), "between 0 and 1");
         Require(SimulatorArguments.IsRate(FailMidStreamRate), nameof(FailMidStreamRate), "between 0 and 1");
         Require(SimulatorArguments.IsRate(StallRate), nameof(StallRate), "between 0 and 1");

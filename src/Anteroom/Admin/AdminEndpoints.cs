@@ -115,9 +115,10 @@ internal static class AdminEndpoints
 
     private static async Task<IResult> UsageAsync(HttpContext context, IRequestLog log, TimeProvider time)
     {
-        if (Period(context, time) is not var (since, until, _) || since >= until)
+        var period = Period(context, time);
+        if (period is not { Since: { } since, Until: { } until })
         {
-            return PeriodProblem();
+            return PeriodProblem(period.Field);
         }
 
         var report = await log.SummarizeAsync(since, until, context.RequestAborted);
@@ -128,9 +129,10 @@ internal static class AdminEndpoints
 
     private static async Task<IResult> LoggedAsync(HttpContext context, IRequestLog log, TimeProvider time)
     {
-        if (Period(context, time) is not var (since, until, limit) || since >= until)
+        var period = Period(context, time);
+        if (period is not { Since: { } since, Until: { } until, Limit: var limit })
         {
-            return PeriodProblem();
+            return PeriodProblem(period.Field);
         }
 
         string? owner = context.Request.Query["owner"].ToString() is { Length: > 0 } o ? o : null;
@@ -140,15 +142,24 @@ internal static class AdminEndpoints
             e.WaitedMs, e.TimeToFirstTokenMs, e.RanMs, e.TokensIn, e.TokensOut))]), AdminJson.Default.LoggedRequests);
     }
 
-    /// <summary>The period asked for: <c>since</c>/<c>until</c> (ISO 8601) or the last <c>hours</c> (24 by default).</summary>
-    private static (DateTimeOffset Since, DateTimeOffset Until, int Limit)? Period(HttpContext context, TimeProvider time)
+    /// <summary>The period asked for, or the parameter at fault.</summary>
+    private readonly record struct AskedPeriod(DateTimeOffset? Since, DateTimeOffset? Until, int Limit, string? Field = null)
+    {
+        public static AskedPeriod Wrong(string field) => new(null, null, 0, field);
+    }
+
+    /// <summary>
+    /// The period asked for: <c>since</c>/<c>until</c> (ISO 8601) or the last <c>hours</c> (24 by default), with since
+    /// before until; otherwise which parameter is wrong. Times at the ends of the calendar are fine to give, but
+    /// counting back from one can leave it: that is the caller's mistake, not the server's.
+    /// </summary>
+    private static AskedPeriod Period(HttpContext context, TimeProvider time)
     {
         var query = context.Request.Query;
-        var now = time.GetUtcNow();
-        DateTimeOffset until = now;
+        DateTimeOffset until = time.GetUtcNow();
         if (query["until"].ToString() is { Length: > 0 } untilText && !TryParseTime(untilText, out until))
         {
-            return null;
+            return AskedPeriod.Wrong("until");
         }
 
         DateTimeOffset since;
@@ -156,7 +167,7 @@ internal static class AdminEndpoints
         {
             if (!TryParseTime(sinceText, out since))
             {
-                return null;
+                return AskedPeriod.Wrong("since");
             }
         }
         else
@@ -165,27 +176,39 @@ internal static class AdminEndpoints
             if (query["hours"].ToString() is { Length: > 0 } hoursText &&
                 (!double.TryParse(hoursText, NumberStyles.Float, CultureInfo.InvariantCulture, out hours) || !(hours > 0) || hours > 24 * 366))
             {
-                return null;
+                return AskedPeriod.Wrong("hours");
             }
 
-            since = until - TimeSpan.FromHours(hours);
+            var back = TimeSpan.FromHours(hours);
+            if (until - DateTimeOffset.MinValue < back)
+            {
+                return AskedPeriod.Wrong("until");
+            }
+
+            since = until - back;
+        }
+
+        if (since >= until)
+        {
+            return AskedPeriod.Wrong("since");
         }
 
         int limit = 100;
         if (query["limit"].ToString() is { Length: > 0 } limitText &&
             (!int.TryParse(limitText, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > MaxLoggedRequests))
         {
-            return null;
+            return AskedPeriod.Wrong("limit");
         }
 
-        return (since, until, limit);
+        return new AskedPeriod(since, until, limit);
     }
 
     private static bool TryParseTime(string text, out DateTimeOffset at) =>
         DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at);
 
-    private static IResult PeriodProblem() => NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_request",
-        $"Give 'since' and 'until' as ISO 8601 times with since before until, or 'hours' (up to a year); 'limit' from 1 to {MaxLoggedRequests}.");
+    private static IResult PeriodProblem(string? field) => NativeEndpoints.Error(StatusCodes.Status400BadRequest, "invalid_request",
+        $"'{field}' is wrong. Give 'since' and 'until' as ISO 8601 times with since before until, or 'hours' (up to a year) back from 'until'; " +
+        $"'limit' from 1 to {MaxLoggedRequests}.", field);
 
     private static UsageLine Line(UsageRow row, bool owner) => new(
         owner ? Caller.NameOf(row.Name) : row.Name, owner ? row.Name : null, row.Requests, row.Completed, row.Failed, row.Cancelled, row.TimedOut,

@@ -2,8 +2,11 @@ using System.Text.Json;
 
 namespace Anteroom.DropIn;
 
-/// <summary>Why a body could not be read: the status, a stable code (<c>body_too_large</c>, <c>invalid_json</c>, <c>invalid_request</c>) and a message.</summary>
-internal sealed record BodyProblem(int Status, string Code, string Message);
+/// <summary>
+/// Why a body could not be read: the status, a stable code (<c>body_too_large</c>, <c>invalid_json</c>,
+/// <c>invalid_request</c>, <c>duplicate_field</c>, <c>ambiguous_field</c>), a message, and the field at fault if one is.
+/// </summary>
+internal sealed record BodyProblem(int Status, string Code, string Message, string? Field = null);
 
 /// <summary>A request body read whole (so it can be relayed byte for byte) and parsed.</summary>
 internal sealed class JsonBody : IDisposable
@@ -20,7 +23,13 @@ internal sealed class JsonBody : IDisposable
 
     public JsonElement Root => Document.RootElement;
 
-    /// <summary>Reads and parses the body, which must be a JSON object; on failure says what is wrong.</summary>
+    /// <summary>The nesting the parser accepts (System.Text.Json's default), also what <see cref="JsonBodyCheck"/> walks.</summary>
+    private const int MaxDepth = 64;
+
+    /// <summary>
+    /// Reads and parses the body, which must be a JSON object that every backend reads as the gateway does (see
+    /// <see cref="JsonBodyCheck"/>); on failure says what is wrong.
+    /// </summary>
     public static async Task<(JsonBody? Body, BodyProblem? Problem)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         byte[] bytes;
@@ -37,11 +46,17 @@ internal sealed class JsonBody : IDisposable
 
         try
         {
-            var document = JsonDocument.Parse(bytes);
+            var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = MaxDepth });
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 document.Dispose();
                 return (null, new BodyProblem(StatusCodes.Status400BadRequest, "invalid_request", "The request body must be a JSON object."));
+            }
+
+            if (JsonBodyCheck.Find(bytes, MaxDepth) is { } problem)
+            {
+                document.Dispose();
+                return (null, problem);
             }
 
             return (new JsonBody(bytes, document), null);
@@ -134,7 +149,8 @@ internal sealed class FieldReader(JsonElement root)
             return null;
         }
 
-        if (value.ValueKind != JsonValueKind.Number || value.GetDouble() is var number && (number < min || number > max))
+        // Beyond a double's range a number reads as infinity, which no range admits.
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out double number) || !double.IsFinite(number) || number < min || number > max)
         {
             Fail(name, $"'{name}' must be a number from {min} to {max}.");
             return null;

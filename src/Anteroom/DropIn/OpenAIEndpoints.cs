@@ -30,7 +30,7 @@ internal static class OpenAIEndpoints
         var (body, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
         if (body is null)
         {
-            await Error(problem!.Status, problem.Message, "invalid_request_error", null, null).ExecuteAsync(context);
+            await Error(problem!.Status, problem.Message, "invalid_request_error", problem.Field, problem.Code).ExecuteAsync(context);
             return;
         }
 

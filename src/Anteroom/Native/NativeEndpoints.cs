@@ -489,7 +489,7 @@ internal static class NativeEndpoints
         Error(StatusCodes.Status404NotFound, "not_found", $"No request '{id}' of yours is known here.");
 
     /// <summary>A body that could not be read, in the native error shape.</summary>
-    internal static IResult Problem(BodyProblem problem) => Error(problem.Status, problem.Code, problem.Message);
+    internal static IResult Problem(BodyProblem problem) => Error(problem.Status, problem.Code, problem.Message, problem.Field);
 
     internal static IResult Error(int status, string code, string message, string? field = null, long? retryAfterMs = null) =>
         Results.Json(new ErrorBody(new ErrorDetail(code, message, field, retryAfterMs)), NativeJson.Default.ErrorBody, statusCode: status);
