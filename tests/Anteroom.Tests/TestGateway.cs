@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Anteroom.Tests;
 
@@ -85,12 +86,15 @@ internal sealed class TestGateway : IAsyncDisposable
     /// </summary>
     private static readonly SemaphoreSlim HostBuilding = new(1, 1);
 
-    public static async Task<TestGateway> StartAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings)
+    /// <param name="backends">The simulated model servers behind the gateway.</param>
+    /// <param name="settings">Configuration keys, over the test defaults below.</param>
+    /// <param name="logs">Also receives the gateway's log lines, at the levels its configuration sets.</param>
+    public static async Task<TestGateway> StartAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs = null)
     {
         await HostBuilding.WaitAsync();
         try
         {
-            return await BuildAsync(backends, settings);
+            return await BuildAsync(backends, settings, logs);
         }
         finally
         {
@@ -98,13 +102,15 @@ internal sealed class TestGateway : IAsyncDisposable
         }
     }
 
-    private static async Task<TestGateway> BuildAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings)
+    private static async Task<TestGateway> BuildAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs)
     {
         var simulators = new Dictionary<string, SimulatedModelServer>();
         var all = new Dictionary<string, string?>
         {
             ["urls"] = "http://127.0.0.1:0",
             ["Logging:LogLevel:Default"] = "Warning",
+            // Above the shipped Information, so a test run does not print every gateway's start and stop.
+            ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
             // Estimates that match the fast simulators, so admission does not refuse waits as too long.
             ["Anteroom:Estimates:TimeToFirstTokenMs"] = "5",
             ["Anteroom:Estimates:TokensPerSecond"] = "2000",
@@ -138,7 +144,7 @@ internal sealed class TestGateway : IAsyncDisposable
             all[key] = value;
         }
 
-        var factory = new AnteroomFactory(all);
+        var factory = new AnteroomFactory(all, logs);
         // Not UseKestrel(0): that rewrites the server's addresses after the app has started binding them itself, a
         // race that fails now and then under parallel tests (dotnet/aspnetcore#67714). The "urls" setting above
         // already binds a free loopback port.
@@ -221,13 +227,18 @@ internal sealed class TestGateway : IAsyncDisposable
         }
     }
 
-    private sealed class AnteroomFactory(IDictionary<string, string?> settings) : WebApplicationFactory<Program>
+    private sealed class AnteroomFactory(IDictionary<string, string?> settings, ILoggerProvider? logs) : WebApplicationFactory<Program>
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
             foreach (var (key, value) in settings)
             {
                 builder.UseSetting(key, value);
+            }
+
+            if (logs is not null)
+            {
+                builder.ConfigureLogging(logging => logging.AddProvider(logs));
             }
         }
     }
