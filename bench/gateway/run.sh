@@ -6,13 +6,13 @@
 # appsettings.json, then drives the three targets with the same load and prints one table. Everything listens on
 # 127.0.0.1 on free ports; everything it starts is stopped on exit. See bench/README.md for what is measured.
 #
-# Settings (environment): BENCH_SECONDS (10) per measured run, BENCH_WARMUP_SECONDS (3), BENCH_RATES ("1000 2000"),
+# Settings (environment): BENCH_SECONDS (10) per measured run, BENCH_WARMUP_SECONDS (5), BENCH_RATES ("1000 2000"),
 # BENCH_CONNECTIONS (40), BENCH_STREAM_RATE (50 streams/s), BENCH_STREAM_SECONDS (5), BENCH_KEEP=1 keeps the logs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
-WARMUP_SECONDS=${BENCH_WARMUP_SECONDS:-3}
+WARMUP_SECONDS=${BENCH_WARMUP_SECONDS:-5}
 RATES=${BENCH_RATES:-"1000 2000"}
 CONNECTIONS=${BENCH_CONNECTIONS:-40}
 STREAM_RATE=${BENCH_STREAM_RATE:-50}
@@ -208,7 +208,7 @@ declare -A streamed
 stream() { # name url
   local name=$1 url=$2 a0 a1 line
   say "$name: streams of $STREAM_TOKENS tokens, $STREAM_RATE/s for ${STREAM_SECONDS}s"
-  "$BENCH" stream --url "$url/v1/chat/completions" --model stamped --rate "$STREAM_RATE" --seconds 1 --tokens "$STREAM_TOKENS" >/dev/null
+  "$BENCH" stream --url "$url/v1/chat/completions" --model stamped --rate "$STREAM_RATE" --seconds 2 --tokens "$STREAM_TOKENS" >/dev/null
   p0=$(cpu_ticks $(proxy_pids "$name")); s0=$(cpu_ticks "$STAMP_PID")
   loads+=("$(load1)")
   line=$("$BENCH" stream --url "$url/v1/chat/completions" --model stamped --rate "$STREAM_RATE" --seconds "$STREAM_SECONDS" --tokens "$STREAM_TOKENS")
