@@ -15,8 +15,9 @@ internal static class AnteroomCli
           anteroom keys list | anteroom keys revoke KEY_ID
           anteroom help
 
-        The gateway reads appsettings.json, ANTEROOM__-style environment variables (e.g. Anteroom__Queue__Policy=fifo)
-        and --Anteroom:Key=Value arguments. With no Anteroom:Backends configured it starts a simulator in-process.
+        The gateway reads the appsettings.json shipped beside it, then appsettings.json in the working directory,
+        ANTEROOM__-style environment variables (e.g. Anteroom__Queue__Policy=fifo) and --Anteroom:Key=Value arguments.
+        With no Anteroom:Backends configured it starts a simulator in-process.
         """;
 
     public static async Task<int> RunAsync(string[] args)
@@ -52,6 +53,15 @@ internal static class AnteroomCli
     private static async Task<int> ServeAsync(string[] args)
     {
         var builder = WebApplication.CreateBuilder(args);
+        // The shipped appsettings.json (log levels) lies beside the binary, but the host reads appsettings.json from
+        // the working directory, which under `dotnet run` or a service manager is anywhere. So the shipped file is
+        // read first, beneath every other source: an operator's own appsettings.json, variables and arguments win.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Json.JsonConfigurationSource
+        {
+            FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(AppContext.BaseDirectory),
+            Path = "appsettings.json",
+            Optional = true,
+        });
         builder.AddAnteroom();
         var app = builder.Build();
         app.MapAnteroom();

@@ -109,6 +109,8 @@ internal sealed class TestGateway : IAsyncDisposable
         {
             ["urls"] = "http://127.0.0.1:0",
             ["Logging:LogLevel:Default"] = "Warning",
+            // Above the shipped Information, so a test run does not print every gateway's start and stop.
+            ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
             // Estimates that match the fast simulators, so admission does not refuse waits as too long.
             ["Anteroom:Estimates:TimeToFirstTokenMs"] = "5",
             ["Anteroom:Estimates:TokensPerSecond"] = "2000",

@@ -87,6 +87,7 @@ internal static partial class GatewayComposition
             provider.GetRequiredService<IOptions<AnteroomOptions>>(), provider.GetService<EmbeddedSimulator>()));
         services.AddSingleton<RequestRegistry>();
         services.AddSingleton<GenerationRunner>();
+        services.AddSingleton<RequestAccessLog>();
         services.AddSingleton<Reception>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<IRequestMetrics>(provider => provider.GetRequiredService<GatewayMetrics>());

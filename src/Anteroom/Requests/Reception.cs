@@ -95,6 +95,7 @@ internal sealed partial class Reception(
     GenerationRunner runner,
     RateLimits rates,
     IRequestLog requestLog,
+    RequestAccessLog accessLog,
     Admin.IRequestMetrics metrics,
     IConversationStore conversations,
     IOptions<AnteroomOptions> options,
@@ -206,7 +207,9 @@ internal sealed partial class Reception(
         int tokensIn = Math.Max(0, usage?.PromptTokens ?? (request.StartedAt is null ? 0 : request.Ticket.PromptTokens));
         int tokensOut = Math.Max(0, usage?.CompletionTokens ?? request.GeneratedTokens);
         rates.Settle(request.Owner, limit, request.Arrival.ReservedTokens, tokensIn + tokensOut);
-        requestLog.Record(LogEntry(request, tokensIn, tokensOut));
+        var entry = LogEntry(request, tokensIn, tokensOut);
+        requestLog.Record(entry);
+        accessLog.Finished(entry);
         metrics.Ended(request, tokensOut);
 
         try
@@ -239,11 +242,14 @@ internal sealed partial class Reception(
     private Reply Refuse(string id, Arrival ask, Denial denial, RateState? state)
     {
         var caller = ask.Caller;
+        // The console gets the refusals the request log gets: a caller hammering at a limit is not a line per try.
         if (_refusalLog.TryTake(caller.Owner))
         {
-            requestLog.Record(new RequestLogEntry(
+            var entry = new RequestLogEntry(
                 id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, ApiName(ask.Protocol), ask.Generation.Model,
-                null, "refused", denial.Code, 0, null, 0, 0, 0));
+                null, "refused", denial.Code, 0, null, 0, 0, 0);
+            requestLog.Record(entry);
+            accessLog.Refused(entry);
         }
 
         metrics.Refused(denial.Code);
