@@ -72,6 +72,12 @@ public sealed class AuthOptions
     /// session is held while used within the last 15 minutes. Browsers beyond it are refused, not merged.
     /// </summary>
     public int MaxSessionsPerAddress { get; set; } = 8;
+
+    /// <summary>
+    /// How long a key lookup is reused, in milliseconds: keyed requests then skip the database, and a key revoked or
+    /// created by another process takes effect within this time (at once when revoked through this server's admin API).
+    /// </summary>
+    public int KeyCacheMilliseconds { get; set; } = 1000;
 }
 
 /// <summary>One tier: a fair-share weight and the limits of each of its users.</summary>

@@ -195,6 +195,11 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
             yield return $"{root}:Data:RequestLogRetainDays must be at least 1 and MaxRefusalsLoggedPerUserPerMinute zero or more.";
         }
 
+        if (options.Auth.KeyCacheMilliseconds is < 0 or > 60_000)
+        {
+            yield return $"{root}:Auth:KeyCacheMilliseconds must be from 0 to 60000 (got {options.Auth.KeyCacheMilliseconds}).";
+        }
+
         if (options.MaxConnections is < 1)
         {
             yield return $"{root}:MaxConnections must be at least 1 when set (got {options.MaxConnections}).";

@@ -193,7 +193,10 @@ internal static partial class GatewayComposition
             .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(directory, "protection-keys")));
         services.AddSingleton(provider => SqliteStore.Open(
             DataDirectory.DatabasePath(directory), provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom.Storage")));
-        services.AddSingleton<IKeyStore>(provider => provider.GetRequiredService<SqliteStore>());
+        services.AddSingleton<IKeyStore>(provider => new CachedKeyStore(
+            provider.GetRequiredService<SqliteStore>(),
+            TimeSpan.FromMilliseconds(provider.GetRequiredService<IOptions<AnteroomOptions>>().Value.Auth.KeyCacheMilliseconds),
+            provider.GetRequiredService<TimeProvider>()));
         services.AddSingleton<ISessionStore>(provider => provider.GetRequiredService<SqliteStore>());
         services.AddSingleton<IConversationStore>(provider => provider.GetRequiredService<SqliteStore>());
         services.AddSingleton<IRequestLog>(provider => provider.GetRequiredService<SqliteStore>());

@@ -18,7 +18,8 @@ internal readonly record struct Authentication(Caller? Caller, int Status, strin
 /// <summary>
 /// Resolves who is asking: an API key (<c>Authorization: Bearer</c> or <c>X-Api-Key</c>), else a key the browser
 /// saved in its protected cookie, else — in open mode only — the browser session or the client address. Keys are
-/// looked up on every request, so a revoked or expired key stops working at once, whoever revoked it. A saved key
+/// looked up on every request (through a cache of at most <c>Auth:KeyCacheMilliseconds</c>), so a revoked or
+/// expired key stops working within that time, whoever revoked it. A saved key
 /// cookie is one sign-in with its own id, so signing out ends that sign-in on the server, copies of the cookie
 /// included.
 /// </summary>

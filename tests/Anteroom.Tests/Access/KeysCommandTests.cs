@@ -60,7 +60,7 @@ public sealed class KeysCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task AGatewayOnTheSameData_AcceptsTheKey_AndRefusesItAtOnceOnceRevoked()
+    public async Task AGatewayOnTheSameData_WithoutAKeyCache_AcceptsTheKey_AndRefusesItAtOnceOnceRevoked()
     {
         var ct = Within30Seconds();
         var (_, output, _) = await RunAsync("create", "--user", "alice", "--tier", "default");
@@ -68,7 +68,7 @@ public sealed class KeysCommandTests : IDisposable
         string id = token.Substring(4, 16);
         await using var gateway = await TestGateway.StartAsync(
             [new TestBackend("gpu", TestGateway.FastSimulator())],
-            new Dictionary<string, string?> { ["Anteroom:Data:Directory"] = _directory, ["Anteroom:Auth:Mode"] = "keys" });
+            new Dictionary<string, string?> { ["Anteroom:Data:Directory"] = _directory, ["Anteroom:Auth:Mode"] = "keys", ["Anteroom:Auth:KeyCacheMilliseconds"] = "0" });
         var withKey = gateway.KeyClient(token);
 
         using var accepted = await withKey.GetAsync("v1/models", ct);

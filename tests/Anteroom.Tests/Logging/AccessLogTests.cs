@@ -26,7 +26,9 @@ public sealed class AccessLogTests
         var ids = new List<string>();
         try
         {
-            // What start-up prints is not per request.
+            // What start-up prints is not per request. Its last line comes once the server has started, which the
+            // test host may report a moment before.
+            await logs.WaitUntilAsync(lines => lines.Any(line => line.Message.StartsWith("Anteroom is listening", StringComparison.Ordinal)), ct);
             logs.Clear();
             var client = gateway.Client();
             foreach (var (path, body) in new (string, object)[]
