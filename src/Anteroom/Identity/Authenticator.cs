@@ -171,7 +171,7 @@ internal sealed class Authenticator(
             return Authentication.Allowed(new Caller(owner, session.Name!, tierName, tier, null, false, false));
         }
 
-        string address = request.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        string address = ClientAddress.Of(request.HttpContext);
         return Authentication.Allowed(new Caller("ip:" + address, address, tierName, tier, null, false, false));
     }
 

@@ -30,6 +30,12 @@ internal sealed class BrowserSessions(IDataProtectionProvider protection, IOptio
     /// <summary>How long an unused session still counts against its address.</summary>
     public static readonly TimeSpan IdleWindow = TimeSpan.FromMinutes(15);
 
+    /// <summary>
+    /// The most addresses whose sessions are tracked at once, which bounds this table's memory (a few MiB). Past it,
+    /// idle holdings are swept first; an address still finding no room is refused like a full one.
+    /// </summary>
+    public const int MaxAddresses = 100_000;
+
     private const string IssuedItem = "Anteroom.IssuedSession";
 
     private readonly IDataProtector _protector = protection.CreateProtector("Anteroom.BrowserSession.v1");
@@ -118,6 +124,15 @@ internal sealed class BrowserSessions(IDataProtectionProvider protection, IOptio
 
             if (!_held.TryGetValue(address, out var sessions))
             {
+                if (_held.Count >= MaxAddresses)
+                {
+                    Sweep(now);
+                    if (_held.Count >= MaxAddresses)
+                    {
+                        return IdleWindow;
+                    }
+                }
+
                 sessions = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
                 _held[address] = sessions;
             }
@@ -161,10 +176,7 @@ internal sealed class BrowserSessions(IDataProtectionProvider protection, IOptio
         }
     }
 
-    private static string AddressOf(HttpContext context) =>
-        context.Connection.RemoteIpAddress is { } address
-            ? (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString()
-            : "unknown";
+    private static string AddressOf(HttpContext context) => ClientAddress.Of(context);
 
     private string? Unprotect(string value)
     {

@@ -51,7 +51,10 @@ public sealed class ConnectionLimitTests
         }
     }
 
-    /// <summary>The server notices a closed connection asynchronously; new connections are tried until one is served.</summary>
+    /// <summary>
+    /// The server notices a closed connection asynchronously; new connections are tried until one is served, with a
+    /// short pause between tries so the loop does not starve the server it waits for.
+    /// </summary>
     private static async Task<string> AskVersionAgainUntilServedAsync(TestGateway gateway, CancellationToken ct)
     {
         while (true)
@@ -63,6 +66,8 @@ public sealed class ConnectionLimitTests
             {
                 return status;
             }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(20), ct);
         }
     }
 }

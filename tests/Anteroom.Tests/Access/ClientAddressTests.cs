@@ -1,0 +1,20 @@
+using System.Net;
+using Anteroom.Identity;
+
+namespace Anteroom.Tests.Access;
+
+public sealed class ClientAddressTests
+{
+    [Theory]
+    [InlineData("192.0.2.7", "192.0.2.7")]
+    [InlineData("::ffff:192.0.2.7", "192.0.2.7")]
+    [InlineData("::1", "::1")]
+    [InlineData("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64")]
+    [InlineData("2001:db8:1:2::1", "2001:db8:1:2::/64")]
+    [InlineData("2001:db8:1:3::1", "2001:db8:1:3::/64")]
+    public void Of_GivesIPv4AsItIs_AndIPv6AsItsSlash64(string address, string expected) =>
+        Assert.Equal(expected, ClientAddress.Of(IPAddress.Parse(address)));
+
+    [Fact]
+    public void Of_NoAddress_IsUnknown() => Assert.Equal(ClientAddress.Unknown, ClientAddress.Of((IPAddress?)null));
+}
