@@ -43,4 +43,28 @@ public sealed class LongStreamTests
         Assert.Equal(Tokens, stats.TokensGenerated);
         Assert.True(text.EndsWith(path.StartsWith("/api", StringComparison.Ordinal) ? "}\n" : "data: [DONE]\n\n", StringComparison.Ordinal), text[^Math.Min(200, text.Length)..]);
     }
+
+    [Fact]
+    public async Task WithTokenChars_EachTokenRepeatsItsWordToAtLeastThatLength()
+    {
+        var ct = Sim.Deadline();
+        await using var plain = await Sim.StartAsync();
+        await using var padded = await Sim.StartAsync(options => options.TokenChars = 100);
+        using var plainClient = Sim.Client(plain);
+        using var paddedClient = Sim.Client(padded);
+
+        using var plainResponse = await Sim.PostAsync(plainClient, "/api/chat", Sim.Chat(), ct);
+        using var paddedResponse = await Sim.PostAsync(paddedClient, "/api/chat", Sim.Chat(), ct);
+        var words = (await Sim.NdjsonAsync(plainResponse, ct))[..^1].Select(Content).ToList();
+        var tokens = (await Sim.NdjsonAsync(paddedResponse, ct))[..^1].Select(Content).ToList();
+
+        Assert.Equal(words.Count, tokens.Count);
+        Assert.All(words.Zip(tokens), pair =>
+        {
+            Assert.InRange(pair.Second.Length, 100, 100 + pair.First.Length - 1);
+            Assert.Equal(pair.Second, string.Concat(Enumerable.Repeat(pair.First, pair.Second.Length / pair.First.Length)));
+        });
+    }
+
+    private static string Content(System.Text.Json.JsonElement line) => line.GetProperty("message").GetProperty("content").GetString()!;
 }
