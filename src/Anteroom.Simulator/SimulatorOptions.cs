@@ -66,6 +66,12 @@ public sealed class SimulatorOptions
     public int RecordBodies { get; set; }
 
     /// <summary>
+    /// The least characters of each token's text: a shorter word is repeated up to it. 0, the default, sends plain
+    /// words. Long tokens let a test stream megabytes in a few thousand tokens, as a reader that falls behind meets it.
+    /// </summary>
+    public int TokenChars { get; set; }
+
+    /// <summary>
     /// Reads command-line flags: <c>--models a,b --parallel N --max-queue M --batching --batch-knee K --ttft-ms X
     /// --tokens-per-second X --output-tokens N --fail-before-first-token R --fail-mid-stream R --stall R
     /// --disconnect R --fault-cycle N --seed N</c>, each value also accepted as <c>--flag=value</c>. <c>--urls</c> and its value are
@@ -94,6 +100,7 @@ public sealed class SimulatorOptions
             FaultCycle = FaultCycle,
             Seed = Seed,
             RecordBodies = RecordBodies,
+            TokenChars = TokenChars,
         };
         copy.Validate();
         return copy;
@@ -110,6 +117,7 @@ public sealed class SimulatorOptions
         Require(double.IsFinite(TokensPerSecond) && TokensPerSecond > 0, nameof(TokensPerSecond), "a finite number above 0");
         Require(OutputTokens >= 1, nameof(OutputTokens), "at least 1");
         Require(RecordBodies >= 0, nameof(RecordBodies), "0 or more");
+        Require(TokenChars is >= 0 and <= 1_000_000, nameof(TokenChars), "between 0 and 1000000");
         Require(SimulatorArguments.IsRate(FailBeforeFirstTokenRate), nameof(FailBeforeFirstTokenRate), "between 0 and 1");
         Require(SimulatorArguments.IsRate(FailMidStreamRate), nameof(FailMidStreamRate), "between 0 and 1");
         Require(SimulatorArguments.IsRate(StallRate), nameof(StallRate), "between 0 and 1");

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -89,12 +90,17 @@ internal sealed class TestGateway : IAsyncDisposable
     /// <param name="backends">The simulated model servers behind it.</param>
     /// <param name="settings">Configuration, as an operator would set it.</param>
     /// <param name="logs">Receives the gateway's log too, for tests of what it tells the operator.</param>
-    public static async Task<TestGateway> StartAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs = null)
+    /// <param name="socketSendBufferBytes">
+    /// The send buffer of the gateway's client connections (SO_SNDBUF, inherited from the listening socket), for
+    /// tests of what a client that stops reading costs: otherwise the kernel grows it to megabytes on loopback.
+    /// </param>
+    public static async Task<TestGateway> StartAsync(
+        IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs = null, int? socketSendBufferBytes = null)
     {
         await HostBuilding.WaitAsync();
         try
         {
-            return await BuildAsync(backends, settings, logs);
+            return await BuildAsync(backends, settings, logs, socketSendBufferBytes);
         }
         finally
         {
@@ -102,7 +108,8 @@ internal sealed class TestGateway : IAsyncDisposable
         }
     }
 
-    private static async Task<TestGateway> BuildAsync(IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs)
+    private static async Task<TestGateway> BuildAsync(
+        IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs, int? socketSendBufferBytes)
     {
         var simulators = new Dictionary<string, SimulatedModelServer>();
         var all = new Dictionary<string, string?>
@@ -146,7 +153,7 @@ internal sealed class TestGateway : IAsyncDisposable
             all[key] = value;
         }
 
-        var factory = new AnteroomFactory(all, logs);
+        var factory = new AnteroomFactory(all, logs, socketSendBufferBytes);
         // Not UseKestrel(0): that rewrites the server's addresses after the app has started binding them itself, a
         // race that fails now and then under parallel tests (dotnet/aspnetcore#67714). The "urls" setting above
         // already binds a free loopback port.
@@ -230,7 +237,7 @@ internal sealed class TestGateway : IAsyncDisposable
         }
     }
 
-    private sealed class AnteroomFactory(IDictionary<string, string?> settings, ILoggerProvider? logs) : WebApplicationFactory<Program>
+    private sealed class AnteroomFactory(IDictionary<string, string?> settings, ILoggerProvider? logs, int? socketSendBufferBytes) : WebApplicationFactory<Program>
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
@@ -242,6 +249,17 @@ internal sealed class TestGateway : IAsyncDisposable
             if (logs is not null)
             {
                 builder.ConfigureLogging(logging => logging.AddProvider(logs));
+            }
+
+            if (socketSendBufferBytes is { } sendBuffer)
+            {
+                builder.ConfigureServices(services => services.Configure<SocketTransportOptions>(sockets =>
+                    sockets.CreateBoundListenSocket = endpoint =>
+                    {
+                        var socket = SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+                        socket.SendBufferSize = sendBuffer;
+                        return socket;
+                    }));
             }
         }
     }

@@ -102,7 +102,7 @@ internal static class GenerationRunner
             simulation.Stats.TokenProduced(afterDisconnect: clientGone.IsCancellationRequested);
             if (sent == 0)
                 firstTokenAt = time.GetTimestamp();
-            await writer.TokenAsync(words.Next(), cancellationToken);
+            await writer.TokenAsync(Padded(words.Next(), simulation.Options.TokenChars), cancellationToken);
             sent++;
 
             if (sent == plan.FaultAfterToken)
@@ -163,6 +163,17 @@ internal static class GenerationRunner
             default:
                 throw new InvalidOperationException($"Fault {fault} cannot happen mid-stream.");
         }
+    }
+
+    /// <summary>The word repeated up to <paramref name="chars"/> characters (see <see cref="SimulatorOptions.TokenChars"/>).</summary>
+    private static string Padded(string word, int chars)
+    {
+        if (word.Length >= chars)
+            return word;
+        var text = new System.Text.StringBuilder(chars + word.Length);
+        while (text.Length < chars)
+            text.Append(word);
+        return text.ToString();
     }
 
     /// <summary>A stream cut by the server's shutdown must not look like a clean end to the client.</summary>

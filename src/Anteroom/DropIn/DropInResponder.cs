@@ -51,7 +51,9 @@ internal abstract class DropInResponder(HttpContext context, LiveRequest request
 
     public abstract ValueTask IdleAsync(CancellationToken cancellationToken);
 
-    public async ValueTask FlushAsync(CancellationToken cancellationToken) => await Writer.FlushAsync(cancellationToken);
+    public async ValueTask<bool> FlushAsync(CancellationToken cancellationToken) => !(await Writer.FlushAsync(cancellationToken)).IsCanceled;
+
+    public void CancelFlush() => Writer.CancelPendingFlush();
 
     public abstract void WriteCutOff(long lastId, string code, string message);
 }

@@ -49,7 +49,9 @@ internal static class EventStream
             return ValueTask.CompletedTask;
         }
 
-        public async ValueTask FlushAsync(CancellationToken cancellationToken) => await writer.FlushAsync(cancellationToken);
+        public async ValueTask<bool> FlushAsync(CancellationToken cancellationToken) => !(await writer.FlushAsync(cancellationToken)).IsCanceled;
+
+        public void CancelFlush() => writer.CancelPendingFlush();
 
         public void WriteCutOff(long lastId, string code, string message) =>
             // The id of the last event given: a client that reconnects from it is told the rest is gone.

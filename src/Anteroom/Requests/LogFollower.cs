@@ -9,8 +9,14 @@ internal interface IEventSink
     /// <summary>Nothing happened for a while: keep the connection alive if the format allows it.</summary>
     ValueTask IdleAsync(CancellationToken cancellationToken);
 
-    /// <summary>Sends what was written.</summary>
-    ValueTask FlushAsync(CancellationToken cancellationToken);
+    /// <summary>Sends what was written; false when <see cref="CancelFlush"/> cancelled it.</summary>
+    ValueTask<bool> FlushAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Makes the pending flush, or the next one, return false at once. Unlike a flush cancelled through its token,
+    /// which makes the server abort the connection, the connection stays usable for the stream's last words.
+    /// </summary>
+    void CancelFlush();
 
     /// <summary>
     /// Writes, as the stream's last words in its API's error shape, why the stream ends here without the request's
@@ -44,7 +50,10 @@ internal static class LogFollower
         using var attachment = request.Attach();
         using var cursor = request.Events.Follow(afterId);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, cursor.Overran);
-        var token = linked.Token;
+        // Falling behind stops a flush waiting for the client through the writer, not through the flush's token:
+        // Kestrel aborts the connection when a flush's token is cancelled, and the slow_reader error written after
+        // it would never reach the client. Writes and flushes take only the client's own token.
+        using var cancelFlush = cursor.Overran.Register(sink.CancelFlush);
         var batch = new List<StreamEvent>();
         try
         {
@@ -59,13 +68,13 @@ internal static class LogFollower
 
                 foreach (var streamEvent in batch)
                 {
-                    await sink.WriteAsync(streamEvent, token);
+                    await sink.WriteAsync(streamEvent, cancellationToken);
                     cursor.Position = streamEvent.Id;
                 }
 
-                if (batch.Count > 0)
+                if (batch.Count > 0 && !await sink.FlushAsync(cancellationToken))
                 {
-                    await sink.FlushAsync(token);
+                    break;
                 }
 
                 if (read == LogRead.Complete)
@@ -75,18 +84,21 @@ internal static class LogFollower
 
                 try
                 {
-                    await appended.WaitAsync(idleInterval, time, token);
+                    await appended.WaitAsync(idleInterval, time, linked.Token);
                 }
                 catch (TimeoutException)
                 {
-                    await sink.IdleAsync(token);
-                    await sink.FlushAsync(token);
+                    await sink.IdleAsync(cancellationToken);
+                    if (!await sink.FlushAsync(cancellationToken))
+                    {
+                        break;
+                    }
                 }
             }
         }
         catch (OperationCanceledException) when (cursor.Overran.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            // Fell behind while writing or waiting: handled below like a read that found its events dropped.
+            // Fell behind while waiting for the next event: handled below like a read that found its events dropped.
         }
 
         request.Stop(SlowReader);
