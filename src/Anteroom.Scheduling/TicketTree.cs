@@ -27,6 +27,10 @@ namespace Anteroom.Scheduling;
 /// A ticket is found by its key (tags never change while a ticket waits, and sequences are unique), so tickets
 /// carry no link into the tree and moving keys between nodes never has to touch them.
 /// </para>
+/// <para>
+/// One file, over the usual length, because the node layouts, the vectorised counting and the split, merge and
+/// rebalancing code that keep the counts right are one invariant: read apart, none of them can be checked.
+/// </para>
 /// </remarks>
 internal sealed class TicketTree
 {

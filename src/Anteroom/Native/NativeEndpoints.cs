@@ -111,16 +111,10 @@ internal static class NativeEndpoints
             ? Results.Json(await StatusOfAsync(request, queue, time, context.RequestAborted), NativeJson.Default.RequestStatus)
             : NotFound(id);
 
-    private static async Task<IResult> MineAsync(HttpContext context, RequestRegistry registry, IRequestQueue queue, TimeProvider time)
-    {
-        var statuses = new List<RequestStatus>();
-        foreach (var request in registry.OwnedBy(context.Caller().Owner))
-        {
-            statuses.Add(await StatusOfAsync(request, queue, time, context.RequestAborted));
-        }
-
-        return Results.Json(new RequestList(statuses), NativeJson.Default.RequestList);
-    }
+    private static async Task<IResult> MineAsync(HttpContext context, RequestRegistry registry, IRequestQueue queue, TimeProvider time) =>
+        Results.Json(
+            new RequestList(await Task.WhenAll(registry.OwnedBy(context.Caller().Owner).Select(r => StatusOfAsync(r, queue, time, context.RequestAborted)))),
+            NativeJson.Default.RequestList);
 
     private static IResult CancelMine(HttpContext context, RequestRegistry registry)
     {
