@@ -14,7 +14,7 @@ internal sealed class UserAccount
 
     public int Waiting;
 
-    public readonly List<SlotLease> Running = [];
+    public readonly List<SchedulerLease> Running = [];
 
     public int InFlight => Waiting + Running.Count;
 
@@ -57,7 +57,7 @@ internal sealed class UserAccount
         return lane;
     }
 
-    public IEnumerable<Ticket> FirstWaitingPerModel()
+    public IEnumerable<SchedulerTicket> FirstWaitingPerModel()
     {
         foreach (var lane in _lanes.Values)
         {
@@ -85,9 +85,9 @@ internal sealed class UserLane
 
     public ModelQueue Queue { get; }
 
-    public Ticket? First;
+    public SchedulerTicket? First;
 
-    public Ticket? Last;
+    public SchedulerTicket? Last;
 
     public int Count;
 
@@ -98,7 +98,7 @@ internal sealed class UserLane
     public double LastWaitingTag => Last?.Tag ?? double.NegativeInfinity;
 
     /// <summary>Adds a waiting ticket and keeps the model's set of sole waiting tickets in step.</summary>
-    public void Add(Ticket ticket, bool atFront)
+    public void Add(SchedulerTicket ticket, bool atFront)
     {
         var singles = Queue.Singles;
         if (Count == 1)
@@ -131,7 +131,7 @@ internal sealed class UserLane
         Account.Waiting++;
     }
 
-    public void Remove(Ticket ticket)
+    public void Remove(SchedulerTicket ticket)
     {
         var singles = Queue.Singles;
         if (Count == 1)
@@ -221,7 +221,7 @@ internal sealed class BackendState
     /// </summary>
     public bool Trial;
 
-    public readonly List<SlotLease> Running = [];
+    public readonly List<SchedulerLease> Running = [];
 
     public long Completed;
 

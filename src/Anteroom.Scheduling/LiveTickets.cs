@@ -27,12 +27,12 @@ internal sealed class LiveTickets
 
     public int Count { get; private set; }
 
-    /// <summary>The hash every lookup of this id uses; tickets keep it as <see cref="Ticket.IdHash"/>.</summary>
+    /// <summary>The hash every lookup of this id uses; tickets keep it as <see cref="SchedulerTicket.IdHash"/>.</summary>
     public static int Hash(string id) => id.GetHashCode(StringComparison.Ordinal);
 
-    public Ticket? Find(string id) => Find(id, Hash(id));
+    public SchedulerTicket? Find(string id) => Find(id, Hash(id));
 
-    public Ticket? Find(string id, int hash)
+    public SchedulerTicket? Find(string id, int hash)
     {
         var control = _control;
         var slots = _slots;
@@ -54,7 +54,7 @@ internal sealed class LiveTickets
     }
 
     /// <summary>Adds a ticket whose id is not live yet.</summary>
-    public void Add(Ticket ticket)
+    public void Add(SchedulerTicket ticket)
     {
         if (2 * (Count + 1) > _slots.Length)
         {
@@ -66,7 +66,7 @@ internal sealed class LiveTickets
     }
 
     /// <summary>Removes this ticket (not merely one with its id). Returns false when it is not here.</summary>
-    public bool Remove(Ticket ticket)
+    public bool Remove(SchedulerTicket ticket)
     {
         var control = _control;
         var slots = _slots;
@@ -105,7 +105,7 @@ internal sealed class LiveTickets
     /// <summary>A used slot's control byte: the top bit set, and the hash's top seven bits (its low bits pick the slot).</summary>
     private static byte Fingerprint(int hash) => (byte)(0x80 | ((uint)hash >> 25));
 
-    private static void Place(byte[] control, Slot[] slots, int mask, int hash, Ticket ticket)
+    private static void Place(byte[] control, Slot[] slots, int mask, int hash, SchedulerTicket ticket)
     {
         int i = hash & mask;
         while (control[i] != Empty)
@@ -136,5 +136,5 @@ internal sealed class LiveTickets
         _mask = mask;
     }
 
-    private readonly record struct Slot(int Hash, Ticket? Ticket);
+    private readonly record struct Slot(int Hash, SchedulerTicket? Ticket);
 }

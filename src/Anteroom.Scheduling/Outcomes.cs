@@ -77,15 +77,25 @@ public readonly struct Admission
     [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(false, nameof(Refusal))]
     public bool IsAdmitted => Ticket is not null;
 
-    internal static Admission Admitted(Ticket ticket) => new(ticket, null);
+    /// <summary>An admission of <paramref name="ticket"/>.</summary>
+    public static Admission Admitted(Ticket ticket)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        return new(ticket, null);
+    }
 
-    internal static Admission Refused(Refusal refusal) => new(null, refusal);
+    /// <summary>A refusal.</summary>
+    public static Admission Refused(Refusal refusal)
+    {
+        ArgumentNullException.ThrowIfNull(refusal);
+        return new(null, refusal);
+    }
 }
 
 /// <summary>The end of a wait: a slot (a <see cref="SlotLease"/>) or the outcome that ended the ticket instead.</summary>
 public readonly struct Dispatch
 {
-    internal Dispatch(SlotLease? lease, TicketOutcome outcome)
+    private Dispatch(SlotLease? lease, TicketOutcome outcome)
     {
         Lease = lease;
         Outcome = outcome;
@@ -96,4 +106,14 @@ public readonly struct Dispatch
 
     /// <summary>When <see cref="Lease"/> is null: how the ticket ended (cancelled or timed out).</summary>
     public TicketOutcome Outcome { get; }
+
+    /// <summary>A wait that ended with a slot.</summary>
+    public static Dispatch Started(SlotLease lease)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        return new(lease, default);
+    }
+
+    /// <summary>A wait that ended the ticket instead (cancelled or timed out).</summary>
+    public static Dispatch Ended(TicketOutcome outcome) => new(null, outcome);
 }

@@ -1,9 +1,11 @@
 namespace Anteroom.Scheduling;
 
 /// <summary>
-/// Admits tickets, keeps them in a fair queue per model, gives them slots on backends that serve their model and
-/// accounts every ending. One lock guards all state; no awaits, user code or timer disposals run inside it, and
-/// waiters are completed after it is released.
+/// The in-process request queue: admits tickets, keeps them in a fair queue per model, gives them slots on
+/// backends that serve their model and accounts every ending. One lock guards all state; no awaits, user code or
+/// timer disposals run inside it, and waiters are completed after it is released. The gateway reaches it through
+/// <see cref="IRequestQueue"/> (<see cref="InProcessRequestQueue"/>); its own members are synchronous because
+/// everything it does completes under that lock.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -18,8 +20,12 @@ namespace Anteroom.Scheduling;
 /// ticket for the model, so such a ticket's position never grows; only a ticket returning after a backend failure
 /// goes ahead of it.
 /// </para>
+/// <para>
+/// Wait estimates (<see cref="WaitEstimates"/>), counters (<see cref="QueueStatistics"/>) and time-outs
+/// (<see cref="DeadlineQueue"/>) live in their own classes over the same lock.
+/// </para>
 /// </remarks>
-public sealed class Scheduler : IDisposable
+internal sealed partial class Scheduler : IDisposable
 {
     private readonly object _lock = new();
     private readonly SchedulerOptions _options;
@@ -29,23 +35,13 @@ public sealed class Scheduler : IDisposable
     private readonly Dictionary<string, ModelQueue> _queues = new(StringComparer.Ordinal);
     private readonly Dictionary<string, UserAccount> _users = new(StringComparer.Ordinal);
     private readonly LiveTickets _live = new();
-    // Ids, not tickets: an entry stays until it reaches the top, long after its ticket ran or was cancelled, and must
-    // not keep the ended ticket (and all it references) reachable until then.
-    private readonly PriorityQueue<string, long> _deadlines = new();
-    private readonly ITimer _deadlineTimer;
+    private readonly DeadlineQueue _deadlines;
     private readonly ChangeFeed _changes;
-    private readonly ServiceEstimator _estimator;
-    private readonly double[] _waitSamplesMs;
-    private readonly long[] _refusedByReason = new long[Enum.GetValues<RefusalReason>().Length];
+    private readonly WaitEstimates _estimates;
+    private readonly QueueStatistics _stats;
     private readonly DateTimeOffset _startedAt;
 
     private long _sequence;
-    private int _waiting;
-    private int _running;
-    private int _peakRunning;
-    private long _admitted, _completed, _failed, _cancelled, _timedOut, _requeued;
-    private int _waitSampleCount;
-    private long _armedDeadline = long.MaxValue;
     private bool _disposed;
 
     /// <summary>Creates a scheduler over the given backends.</summary>
@@ -82,43 +78,24 @@ public sealed class Scheduler : IDisposable
             _queues[model] = new ModelQueue(model, serving);
         }
 
-        _estimator = new ServiceEstimator(options.Prior, options.EstimateSmoothing);
-        _waitSamplesMs = new double[options.WaitSampleWindow];
+        _estimates = new WaitEstimates(_backends, options);
+        _stats = new QueueStatistics(options.WaitSampleWindow);
         _changes = new ChangeFeed(_time, options.ChangeCoalescing);
-        _deadlineTimer = _time.CreateTimer(static state => ((Scheduler)state!).OnDeadline(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _deadlines = new DeadlineQueue(_time, OnDeadline);
     }
 
-    /// <summary>The scheduling policy in force.</summary>
     public SchedulingPolicy Policy => _options.Policy;
 
-    /// <summary>The models some backend serves.</summary>
     public IReadOnlyCollection<string> Models => _queues.Keys;
 
-    /// <summary>The number of queue-change announcements so far; pass it to <see cref="WaitForChangeAsync"/>.</summary>
     public long ChangeVersion => _changes.Version;
 
     internal DateTimeOffset Now => _time.GetUtcNow();
 
-    /// <summary>Completes at the first queue-change announcement after <paramref name="seenVersion"/> (announcements are coalesced).</summary>
     public Task WaitForChangeAsync(long seenVersion, CancellationToken cancellationToken = default) =>
         _changes.WaitAsync(seenVersion, cancellationToken);
 
-    /// <summary>How many users the scheduler keeps an account for.</summary>
-    internal int TrackedUsers
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _users.Count;
-            }
-        }
-    }
-
-    /// <summary>
-    /// Drops the accounts of users who hold no ticket and owe no service, so memory follows the users who are
-    /// active or in debt, not every identity ever seen. Returns how many were dropped. Call it now and then.
-    /// </summary>
+    /// <inheritdoc cref="IRequestQueue.ForgetIdleUsersAsync"/>
     public int ForgetIdleUsers()
     {
         lock (_lock)
@@ -137,68 +114,20 @@ public sealed class Scheduler : IDisposable
         }
     }
 
-    /// <summary>Admits a ticket or refuses it at once with a reason and an estimate of when to retry.</summary>
-    public Admission Admit(TicketRequest request)
+    /// <inheritdoc cref="IRequestQueue.WaitForSlotAsync"/>
+    public Task<Dispatch> WaitForSlotAsync(Ticket ticket, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        ArgumentException.ThrowIfNullOrEmpty(request.Id);
-        ArgumentException.ThrowIfNullOrEmpty(request.Owner);
-        ArgumentException.ThrowIfNullOrEmpty(request.Model);
-        if (!(request.Weight > 0) || double.IsInfinity(request.Weight))
-        {
-            throw new ArgumentOutOfRangeException(nameof(request), "Weight must be a positive number.");
-        }
-
-        ArgumentOutOfRangeException.ThrowIfNegative(request.PromptTokens);
-        if (request.MaxOutputTokens is < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(request), "MaxOutputTokens must be at least 1.");
-        }
-
-        if (request.MaxInFlight is < 1 || request.MaxWaiting is < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(request), "MaxInFlight and MaxWaiting must be at least 1.");
-        }
-
-        var after = new AfterLock();
-        Admission admission;
-        lock (_lock)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            admission = AdmitLocked(request, ref after);
-        }
-
-        after.Run(_changes);
-        return admission;
-    }
-
-    /// <summary>
-    /// Waits for the ticket's slot. Cancelling <paramref name="cancellationToken"/> cancels the ticket (its holder
-    /// left): a waiting ticket leaves the queue at once, a running one is aborted through <see cref="Ticket.Aborted"/>.
-    /// </summary>
-    public async Task<Dispatch> WaitForSlotAsync(Ticket ticket, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(ticket);
-        var dispatched = ticket.Dispatched;
-        if (dispatched.IsCompleted || !cancellationToken.CanBeCanceled)
-        {
-            return await dispatched.ConfigureAwait(false);
-        }
-
-        using (cancellationToken.UnsafeRegister(static (state, _) =>
-        {
-            var (scheduler, t) = ((Scheduler, Ticket))state!;
-            scheduler.Cancel(t);
-        }, (this, ticket)))
-        {
-            return await dispatched.ConfigureAwait(false);
-        }
+        var own = Own(ticket);
+        var dispatched = own.Dispatched;
+        return dispatched.IsCompleted || !cancellationToken.CanBeCanceled
+            ? dispatched
+            : WaitCancellablyAsync(own, cancellationToken);
     }
 
     /// <summary>Cancels a ticket by id. Returns false when no such ticket is live.</summary>
     public bool Cancel(string id)
     {
-        Ticket? ticket;
+        SchedulerTicket? ticket;
         lock (_lock)
         {
             ticket = _live.Find(id);
@@ -213,19 +142,19 @@ public sealed class Scheduler : IDisposable
     /// </summary>
     public bool Cancel(Ticket ticket)
     {
-        ArgumentNullException.ThrowIfNull(ticket);
+        var own = Own(ticket);
         var after = new AfterLock();
         bool live;
         lock (_lock)
         {
-            switch (ticket.State)
+            switch (own.State)
             {
                 case TicketState.Waiting:
-                    EndWaitingLocked(ticket, TicketOutcome.Cancelled, ref after);
+                    EndWaitingLocked(own, TicketOutcome.Cancelled, ref after);
                     live = true;
                     break;
                 case TicketState.Running:
-                    after.Abort(ticket.AbortSource);
+                    after.Abort(own.AbortSource);
                     live = true;
                     break;
                 default:
@@ -238,187 +167,31 @@ public sealed class Scheduler : IDisposable
         return live;
     }
 
-    /// <summary>A live (waiting or running) ticket by id.</summary>
-    public Ticket? Find(string id)
+    /// <inheritdoc cref="IRequestQueue.SetBackendHealthAsync"/>
+    public void SetBackendHealth(string backend, bool healthy) => ChangeBackend(backend, state =>
     {
-        lock (_lock)
+        if (state.Healthy == healthy && !state.Trial)
         {
-            return _live.Find(id);
-        }
-    }
-
-    /// <summary>The ticket's place in its queue, or null when it is not waiting.</summary>
-    public WaitingPlace? GetPlace(Ticket ticket)
-    {
-        ArgumentNullException.ThrowIfNull(ticket);
-        lock (_lock)
-        {
-            if (ticket.State != TicketState.Waiting)
-            {
-                return null;
-            }
-
-            var queue = ticket.Lane!.Queue;
-            int position = queue.Waiting.Rank(ticket) + 1;
-            return new WaitingPlace(position, queue.Waiting.Count, EstimateWaitLocked(queue, position));
-        }
-    }
-
-    /// <summary>The waiting tickets in dispatch order per model, at most <paramref name="limitPerModel"/> of each.</summary>
-    public IReadOnlyList<WaitingTicket> GetWaiting(int limitPerModel = int.MaxValue)
-    {
-        lock (_lock)
-        {
-            var result = new List<WaitingTicket>();
-            foreach (var queue in _queues.Values)
-            {
-                int position = 0;
-                foreach (var ticket in queue.Waiting.InOrder(limitPerModel))
-                {
-                    result.Add(new WaitingTicket(ticket, ++position));
-                }
-            }
-
-            return result;
-        }
-    }
-
-    /// <summary>The slots held now.</summary>
-    public IReadOnlyList<SlotLease> GetRunning()
-    {
-        lock (_lock)
-        {
-            return [.. _backends.SelectMany(b => b.Running)];
-        }
-    }
-
-    /// <summary>Marks a backend healthy or not; an unhealthy backend gets no new tickets.</summary>
-    public void SetBackendHealth(string backend, bool healthy)
-    {
-        var after = new AfterLock();
-        lock (_lock)
-        {
-            if (!_backendByName.TryGetValue(backend, out int index))
-            {
-                throw new ArgumentException($"No backend is named '{backend}'.", nameof(backend));
-            }
-
-            var state = _backends[index];
-            if (state.Healthy == healthy && !state.Trial)
-            {
-                return;
-            }
-
-            state.Account(Now);
-            state.Healthy = healthy;
-            state.Trial = false;
-            DispatchLocked(ref after);
-            after.Changed();
+            return false;
         }
 
-        after.Run(_changes);
-    }
+        state.Account(Now);
+        state.Healthy = healthy;
+        state.Trial = false;
+        return true;
+    });
 
-    /// <summary>
-    /// Lets one ticket through to an unhealthy backend, to try whether it works again: the next ticket its models'
-    /// queues hold, or the next arrival for them, which is admitted as if the backend had one slot. Whatever comes
-    /// of it is told with <see cref="SetBackendHealth"/>. No effect on a healthy backend.
-    /// </summary>
-    public void AllowBackendTrial(string backend)
+    /// <inheritdoc cref="IRequestQueue.AllowBackendTrialAsync"/>
+    public void AllowBackendTrial(string backend) => ChangeBackend(backend, state =>
     {
-        var after = new AfterLock();
-        lock (_lock)
+        if (state.Healthy || state.Trial)
         {
-            if (!_backendByName.TryGetValue(backend, out int index))
-            {
-                throw new ArgumentException($"No backend is named '{backend}'.", nameof(backend));
-            }
-
-            var state = _backends[index];
-            if (state.Healthy || state.Trial)
-            {
-                return;
-            }
-
-            state.Trial = true;
-            DispatchLocked(ref after);
-            after.Changed();
+            return false;
         }
 
-        after.Run(_changes);
-    }
-
-    /// <summary>
-    /// How long a request for <paramref name="model"/> arriving now would wait, or null when no healthy backend
-    /// serves it: what a refusal or a timeout tells its caller to wait before trying again.
-    /// </summary>
-    public TimeSpan? EstimateWait(string model)
-    {
-        lock (_lock)
-        {
-            if (!_queues.TryGetValue(model, out var queue) || HealthySlotsLocked(queue) == 0)
-            {
-                return null;
-            }
-
-            return EstimateWaitLocked(queue, queue.Waiting.Count + 1);
-        }
-    }
-
-    /// <summary>Whether the backend is currently taking tickets.</summary>
-    public bool IsBackendHealthy(string backend)
-    {
-        lock (_lock)
-        {
-            return _backendByName.TryGetValue(backend, out int index) && _backends[index].Healthy;
-        }
-    }
-
-    /// <summary>Statistics at this instant.</summary>
-    public SchedulerSnapshot Snapshot()
-    {
-        lock (_lock)
-        {
-            var now = Now;
-            double uptime = Math.Max((now - _startedAt).TotalSeconds, 1e-9);
-            var models = _queues.Values.Select(q => new ModelQueueSnapshot(
-                q.Model,
-                q.Waiting.Count,
-                q.Backends.Sum(b => _backends[b].Running.Count(l => l.Ticket.Model == q.Model)),
-                q.Backends.Where(b => _backends[b].Healthy).Sum(b => _backends[b].Slots),
-                TimeSpan.FromMilliseconds(ModelServiceMsLocked(q)))).ToList();
-            var backends = _backends.Select(b => new BackendSnapshot(
-                b.Name, b.Slots, b.Running.Count, b.Healthy, b.Models, b.Completed,
-                b.BusySlotSeconds(now) / (b.Slots * uptime))).ToList();
-            var refused = new Dictionary<RefusalReason, long>();
-            foreach (var reason in Enum.GetValues<RefusalReason>())
-            {
-                if (_refusedByReason[(int)reason] > 0)
-                {
-                    refused[reason] = _refusedByReason[(int)reason];
-                }
-            }
-
-            return new SchedulerSnapshot
-            {
-                TakenAt = now,
-                Admitted = _admitted,
-                Completed = _completed,
-                Failed = _failed,
-                Cancelled = _cancelled,
-                TimedOut = _timedOut,
-                Refused = _refusedByReason.Sum(),
-                RefusedByReason = refused,
-                Requeued = _requeued,
-                Waiting = _waiting,
-                Running = _running,
-                PeakRunning = _peakRunning,
-                Models = models,
-                Backends = backends,
-                Wait = WaitPercentilesLocked(),
-            };
-        }
-    }
+        state.Trial = true;
+        return true;
+    });
 
     /// <inheritdoc />
     public void Dispose()
@@ -428,16 +201,16 @@ public sealed class Scheduler : IDisposable
             _disposed = true;
         }
 
-        _deadlineTimer.Dispose();
+        _deadlines.Dispose();
         _changes.Dispose();
     }
 
-    internal void EndRunning(SlotLease lease, TicketOutcome outcome, ServiceSample? sample)
+    internal void EndRunning(SchedulerLease lease, TicketOutcome outcome, ServiceSample? sample)
     {
         var after = new AfterLock();
         lock (_lock)
         {
-            var ticket = lease.Ticket;
+            var ticket = lease.Holder;
             var now = Now;
             ReleaseSlotLocked(lease, now);
             if (outcome == TicketOutcome.Completed && sample is { } measured)
@@ -453,13 +226,13 @@ public sealed class Scheduler : IDisposable
         after.Run(_changes);
     }
 
-    internal bool Requeue(SlotLease lease)
+    internal bool Requeue(SchedulerLease lease)
     {
         var after = new AfterLock();
         bool requeued;
         lock (_lock)
         {
-            var ticket = lease.Ticket;
+            var ticket = lease.Holder;
             var now = Now;
             ReleaseSlotLocked(lease, now);
             if (ticket.AbortRequested)
@@ -478,13 +251,13 @@ public sealed class Scheduler : IDisposable
                 var lane = ticket.Lane!;
                 ticket.State = TicketState.Waiting;
                 ticket.ExcludedBackend = lease.BackendIndex;
-                ticket.DispatchSource = Ticket.NewDispatchSource();
+                ticket.DispatchSource = SchedulerTicket.NewDispatchSource();
                 ticket.Deadline = now + MaxWaitFor(ticket.RequestedMaxWait);
                 lane.Queue.Waiting.Add(ticket);
                 lane.Add(ticket, atFront: true);
-                _waiting++;
-                _requeued++;
-                ScheduleDeadlineLocked(ticket);
+                _stats.Waiting++;
+                _stats.Requeued++;
+                _deadlines.Add(ticket.Id, ticket.DeadlineTicks);
                 requeued = true;
             }
 
@@ -496,137 +269,17 @@ public sealed class Scheduler : IDisposable
         return requeued;
     }
 
-    private Admission AdmitLocked(TicketRequest request, ref AfterLock after)
-    {
-        if (_live.Find(request.Id) is not null)
-        {
-            return Refuse(RefusalReason.DuplicateId, $"A request with id '{request.Id}' is already admitted.", null);
-        }
-
-        if (!_queues.TryGetValue(request.Model, out var queue))
-        {
-            return Refuse(RefusalReason.UnknownModel, $"No backend serves model '{request.Model}'.", null);
-        }
-
-        int slots = HealthySlotsLocked(queue);
-        if (slots == 0)
-        {
-            return Refuse(RefusalReason.NoHealthyBackend, $"No healthy backend serves model '{request.Model}' right now.", _options.NoBackendRetryAfter);
-        }
-
-        if (!_users.TryGetValue(request.Owner, out var user))
-        {
-            user = new UserAccount(request.Owner);
-            _users[request.Owner] = user;
-        }
-
-        int maxInFlight = Math.Min(_options.MaxInFlightPerUser, request.MaxInFlight ?? int.MaxValue);
-        if (user.InFlight >= maxInFlight)
-        {
-            return Refuse(RefusalReason.UserInFlightLimit,
-                $"You already have {user.InFlight} requests in flight; the limit is {maxInFlight}.",
-                EarliestEndLocked(user));
-        }
-
-        int maxWaiting = Math.Min(_options.MaxWaitingPerUser, request.MaxWaiting ?? int.MaxValue);
-        if (user.Waiting >= maxWaiting)
-        {
-            return Refuse(RefusalReason.UserQueueFull,
-                $"You already have {user.Waiting} requests waiting; the limit is {maxWaiting}.",
-                EarliestDispatchLocked(user));
-        }
-
-        if (_waiting >= _options.MaxQueueLength)
-        {
-            return Refuse(RefusalReason.QueueFull,
-                $"The queue is full ({_waiting} waiting).",
-                NextSlotFreeLocked(queue));
-        }
-
-        var figures = ModelFiguresLocked(queue);
-        double expectedOutput = Math.Min(request.MaxOutputTokens ?? double.MaxValue, figures.OutputTokens);
-        double cost = request.PromptTokens + (_options.OutputTokenWeight * expectedOutput);
-        var lane = user.Lane(queue);
-        double tag = StartTagLocked(lane, cost / request.Weight);
-        long sequence = ++_sequence;
-        int position = queue.Waiting.CountBefore(tag, sequence) + 1;
-        var estimate = EstimateWaitLocked(queue, position);
-        var maxWait = MaxWaitFor(request.MaxWait);
-        if (estimate > maxWait)
-        {
-            var retry = estimate - maxWait;
-            return Refuse(RefusalReason.WaitTooLong,
-                $"The estimated wait ({estimate.TotalSeconds:0} s) is longer than this request may wait ({maxWait.TotalSeconds:0} s).",
-                retry < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : retry);
-        }
-
-        var now = Now;
-        var ticket = new Ticket(request, sequence, cost, expectedOutput, now, now + maxWait)
-        {
-            Tag = tag,
-            RequestedMaxWait = request.MaxWait ?? TimeSpan.Zero,
-            Lane = lane,
-        };
-        if (_options.Policy == SchedulingPolicy.Fair)
-        {
-            lane.FinishTag = ticket.FinishTag;
-        }
-
-        queue.Waiting.Add(ticket);
-        lane.Add(ticket, atFront: false);
-        _live.Add(ticket);
-        _waiting++;
-        _admitted++;
-        ScheduleDeadlineLocked(ticket);
-        DispatchLocked(ref after);
-        after.Changed();
-        return Admission.Admitted(ticket);
-    }
-
-    private double StartTagLocked(UserLane lane, double normalisedCost)
-    {
-        if (_options.Policy == SchedulingPolicy.Fifo)
-        {
-            return 0;
-        }
-
-        var queue = lane.Queue;
-        double start = lane.FinishTag;
-        if (lane.Count == 0)
-        {
-            // Returning to this model: no credit saved while idle, and at most one request's worth of old debt.
-            start = Math.Clamp(start, queue.VirtualTime, queue.VirtualTime + normalisedCost);
-        }
-
-        // Never ahead of a ticket that waits alone for its owner: its position must not grow.
-        if (queue.Singles.Max is { } lastSingle)
-        {
-            start = Math.Max(start, lastSingle.Tag);
-        }
-
-        return Math.Max(start, queue.VirtualTime);
-    }
-
-    private Admission Refuse(RefusalReason reason, string message, TimeSpan? retryAfter)
-    {
-        _refusedByReason[(int)reason]++;
-        return Admission.Refused(new Refusal(reason, message, retryAfter));
-    }
-
-    private TimeSpan MaxWaitFor(TimeSpan? requested) =>
-        requested is { } wait && wait > TimeSpan.Zero && wait < _options.MaxWait ? wait : _options.MaxWait;
-
     /// <summary>Gives free slots to waiting tickets until no free slot has an eligible ticket: work-conserving.</summary>
     private void DispatchLocked(ref AfterLock after)
     {
-        if (_waiting == 0)
+        if (_stats.Waiting == 0)
         {
             return;
         }
 
         while (true)
         {
-            Ticket? best = null;
+            SchedulerTicket? best = null;
             BackendState? bestBackend = null;
             foreach (var backend in _backends)
             {
@@ -664,7 +317,7 @@ public sealed class Scheduler : IDisposable
     private static bool LessLoaded(BackendState a, BackendState b) =>
         (double)a.Running.Count / a.Slots < (double)b.Running.Count / b.Slots;
 
-    private bool OtherFreeBackend(Ticket ticket, int excluded)
+    private bool OtherFreeBackend(SchedulerTicket ticket, int excluded)
     {
         foreach (int index in _queues[ticket.Model].Backends)
         {
@@ -677,53 +330,52 @@ public sealed class Scheduler : IDisposable
         return false;
     }
 
-    private void StartLocked(Ticket ticket, BackendState backend, ref AfterLock after)
+    private void StartLocked(SchedulerTicket ticket, BackendState backend, ref AfterLock after)
     {
         var now = Now;
         var lane = ticket.Lane!;
         var queue = lane.Queue;
         queue.Waiting.Remove(ticket);
         lane.Remove(ticket);
-        _waiting--;
+        _stats.Waiting--;
         queue.VirtualTime = Math.Max(queue.VirtualTime, ticket.Tag);
 
         if (ticket.FirstDispatchedAt is null)
         {
             ticket.FirstDispatchedAt = now;
-            _waitSamplesMs[_waitSampleCount++ % _waitSamplesMs.Length] = (now - ticket.ArrivedAt).TotalMilliseconds;
+            _stats.RecordWait(now - ticket.ArrivedAt);
         }
 
         backend.Account(now);
         // A trial lets one ticket through, not a burst: this one uses it up.
         backend.Trial = false;
-        var lease = new SlotLease(this, ticket, backend.Index, backend.Name, now);
+        var lease = new SchedulerLease(this, ticket, backend.Index, backend.Name, now);
         backend.Running.Add(lease);
         lane.Account.Running.Add(lease);
-        _running++;
-        _peakRunning = Math.Max(_peakRunning, _running);
+        _stats.Started();
         ticket.State = TicketState.Running;
         ticket.Backend = backend.Name;
         ticket.Attempts++;
         ticket.Lease = lease;
-        after.Complete(ticket.DispatchSource, new Dispatch(lease, default));
+        after.Complete(ticket.DispatchSource, Dispatch.Started(lease));
     }
 
-    private void ReleaseSlotLocked(SlotLease lease, DateTimeOffset now)
+    private void ReleaseSlotLocked(SchedulerLease lease, DateTimeOffset now)
     {
         var backend = _backends[lease.BackendIndex];
         backend.Account(now);
         backend.Running.Remove(lease);
-        lease.Ticket.Lane!.Account.Running.Remove(lease);
-        _running--;
-        lease.Ticket.Lease = null;
+        lease.Holder.Lane!.Account.Running.Remove(lease);
+        _stats.Running--;
+        lease.Holder.Lease = null;
     }
 
-    private void EndWaitingLocked(Ticket ticket, TicketOutcome outcome, ref AfterLock after)
+    private void EndWaitingLocked(SchedulerTicket ticket, TicketOutcome outcome, ref AfterLock after)
     {
         var lane = ticket.Lane!;
         lane.Queue.Waiting.Remove(ticket);
         lane.Remove(ticket);
-        _waiting--;
+        _stats.Waiting--;
         if (_options.Policy == SchedulingPolicy.Fair && lane.FinishTag == ticket.FinishTag)
         {
             // It was the owner's latest ticket and never ran: take back what it had booked.
@@ -731,23 +383,17 @@ public sealed class Scheduler : IDisposable
         }
 
         EndLocked(ticket, outcome, Now);
-        after.Complete(ticket.DispatchSource, new Dispatch(null, outcome));
+        after.Complete(ticket.DispatchSource, Dispatch.Ended(outcome));
         after.Changed();
     }
 
-    private void EndLocked(Ticket ticket, TicketOutcome outcome, DateTimeOffset now)
+    private void EndLocked(SchedulerTicket ticket, TicketOutcome outcome, DateTimeOffset now)
     {
         ticket.State = TicketState.Ended;
         ticket.Outcome = outcome;
         ticket.EndedAt = now;
         _live.Remove(ticket);
-        switch (outcome)
-        {
-            case TicketOutcome.Completed: _completed++; break;
-            case TicketOutcome.Failed: _failed++; break;
-            case TicketOutcome.Cancelled: _cancelled++; break;
-            case TicketOutcome.TimedOut: _timedOut++; break;
-        }
+        _stats.Ended(outcome);
 
         if (ticket.Lane!.Account.IsIdle && _options.Policy == SchedulingPolicy.Fifo)
         {
@@ -756,12 +402,11 @@ public sealed class Scheduler : IDisposable
         }
     }
 
-    private void RecordServiceLocked(SlotLease lease, ServiceSample sample, DateTimeOffset now)
+    private void RecordServiceLocked(SchedulerLease lease, ServiceSample sample, DateTimeOffset now)
     {
-        var ticket = lease.Ticket;
+        var ticket = lease.Holder;
         _backends[lease.BackendIndex].Completed++;
-        var firstToken = lease.FirstTokenAt ?? now;
-        _estimator.Record(lease.BackendIndex, ticket.Model, firstToken - lease.StartedAt, now - firstToken, sample.OutputTokens);
+        _estimates.Record(lease, sample.OutputTokens, now);
 
         if (_options.Policy == SchedulingPolicy.Fair)
         {
@@ -774,170 +419,46 @@ public sealed class Scheduler : IDisposable
         }
     }
 
-    private int HealthySlotsLocked(ModelQueue queue)
+    private SchedulerTicket Own(Ticket ticket)
     {
-        int slots = 0;
-        foreach (int index in queue.Backends)
-        {
-            slots += _backends[index].ServingSlots;
-        }
-
-        return slots;
+        ArgumentNullException.ThrowIfNull(ticket);
+        return ticket is SchedulerTicket { Lane: { } lane } own && _queues.TryGetValue(own.Model, out var mine) && ReferenceEquals(mine, lane.Queue)
+            ? own
+            : throw new ArgumentException($"Ticket '{ticket.Id}' was not admitted by this scheduler.", nameof(ticket));
     }
 
-    private ServiceEstimator.Figures ModelFiguresLocked(ModelQueue queue)
+    private async Task<Dispatch> WaitCancellablyAsync(SchedulerTicket ticket, CancellationToken cancellationToken)
     {
-        // Slot-weighted mean over the healthy backends serving the model.
-        double weight = 0, ttft = 0, tps = 0, output = 0;
-        foreach (int index in queue.Backends)
+        using (cancellationToken.UnsafeRegister(static (state, _) =>
         {
-            var backend = _backends[index];
-            if (backend.ServingSlots == 0 && HealthySlotsLocked(queue) > 0)
+            var (scheduler, t) = ((Scheduler, SchedulerTicket))state!;
+            scheduler.Cancel(t);
+        }, (this, ticket)))
+        {
+            return await ticket.Dispatched.ConfigureAwait(false);
+        }
+    }
+
+    private void ChangeBackend(string backend, Func<BackendState, bool> change)
+    {
+        var after = new AfterLock();
+        lock (_lock)
+        {
+            if (!_backendByName.TryGetValue(backend, out int index))
             {
-                continue;
+                throw new ArgumentException($"No backend is named '{backend}'.", nameof(backend));
             }
 
-            var figures = _estimator.Get(index, queue.Model);
-            ttft += figures.TimeToFirstTokenMs * backend.Slots;
-            tps += figures.TokensPerSecond * backend.Slots;
-            output += figures.OutputTokens * backend.Slots;
-            weight += backend.Slots;
-        }
-
-        return new ServiceEstimator.Figures(ttft / weight, tps / weight, output / weight);
-    }
-
-    private double ModelServiceMsLocked(ModelQueue queue)
-    {
-        var figures = ModelFiguresLocked(queue);
-        return figures.ServiceMs(figures.OutputTokens);
-    }
-
-    /// <summary>
-    /// How much longer a running ticket should hold its slot, by what is measured now rather than what was assumed
-    /// when it was admitted: estimates made before the first measurement would otherwise stay wrong for its whole run.
-    /// </summary>
-    private static double RemainingMs(SlotLease lease, ServiceEstimator.Figures figures, DateTimeOffset now)
-    {
-        var ticket = lease.Ticket;
-        double expectedOutput = Math.Min(ticket.MaxOutputTokens ?? double.MaxValue, figures.OutputTokens);
-        return Math.Max(figures.ServiceMs(expectedOutput) - (now - lease.StartedAt).TotalMilliseconds, 0);
-    }
-
-    /// <summary>
-    /// When the ticket at <paramref name="position"/> should start: the slots serving the model free up at their
-    /// running tickets' expected ends, and every later round of dispatches takes one mean service time.
-    /// </summary>
-    private TimeSpan EstimateWaitLocked(ModelQueue queue, int position)
-    {
-        int slots = HealthySlotsLocked(queue);
-        if (slots == 0)
-        {
-            return TimeSpan.MaxValue;
-        }
-
-        var now = Now;
-        Span<double> freeAt = slots <= 256 ? stackalloc double[slots] : new double[slots];
-        int filled = 0;
-        foreach (int index in queue.Backends)
-        {
-            var backend = _backends[index];
-            if (backend.ServingSlots == 0)
+            if (!change(_backends[index]))
             {
-                continue;
+                return;
             }
 
-            foreach (var lease in backend.Running)
-            {
-                if (filled == slots)
-                {
-                    break;
-                }
-
-                var figures = _estimator.Get(index, lease.Ticket.Model);
-                freeAt[filled++] = RemainingMs(lease, figures, now);
-            }
+            DispatchLocked(ref after);
+            after.Changed();
         }
 
-        // The rest of the slots are free now.
-        freeAt[filled..].Clear();
-        freeAt.Sort();
-        int ahead = position - 1;
-        double serviceMs = ModelServiceMsLocked(queue);
-        double waitMs = freeAt[ahead % slots] + ((ahead / slots) * serviceMs);
-        return TimeSpan.FromMilliseconds(waitMs);
-    }
-
-    private TimeSpan NextSlotFreeLocked(ModelQueue queue)
-    {
-        var next = EstimateWaitLocked(queue, 1);
-        return next > TimeSpan.Zero ? next : TimeSpan.FromMilliseconds(ModelServiceMsLocked(queue) / Math.Max(1, HealthySlotsLocked(queue)));
-    }
-
-    private TimeSpan EarliestDispatchLocked(UserAccount user)
-    {
-        var earliest = TimeSpan.MaxValue;
-        foreach (var ticket in user.FirstWaitingPerModel())
-        {
-            var queue = ticket.Lane!.Queue;
-            var wait = EstimateWaitLocked(queue, queue.Waiting.Rank(ticket) + 1);
-            earliest = wait < earliest ? wait : earliest;
-        }
-
-        return earliest == TimeSpan.MaxValue ? _options.NoBackendRetryAfter : earliest;
-    }
-
-    private TimeSpan EarliestEndLocked(UserAccount user)
-    {
-        var now = Now;
-        double earliestMs = double.MaxValue;
-        foreach (var lease in user.Running)
-        {
-            var figures = _estimator.Get(lease.BackendIndex, lease.Ticket.Model);
-            earliestMs = Math.Min(earliestMs, RemainingMs(lease, figures, now));
-        }
-
-        if (earliestMs != double.MaxValue)
-        {
-            return TimeSpan.FromMilliseconds(earliestMs);
-        }
-
-        // Everything the user has is waiting: the first of it must start and finish.
-        var firstStart = EarliestDispatchLocked(user);
-        var anyQueue = user.FirstWaitingPerModel().First().Lane!.Queue;
-        return firstStart + TimeSpan.FromMilliseconds(ModelServiceMsLocked(anyQueue));
-    }
-
-    private WaitPercentiles WaitPercentilesLocked()
-    {
-        int count = Math.Min(_waitSampleCount, _waitSamplesMs.Length);
-        if (count == 0)
-        {
-            return new WaitPercentiles(TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, 0);
-        }
-
-        var sorted = _waitSamplesMs.AsSpan(0, count).ToArray();
-        Array.Sort(sorted);
-        TimeSpan At(double quantile) => TimeSpan.FromMilliseconds(sorted[(int)Math.Ceiling(quantile * count) - 1]);
-        return new WaitPercentiles(At(0.50), At(0.95), At(0.99), count);
-    }
-
-    private void ScheduleDeadlineLocked(Ticket ticket)
-    {
-        long due = ticket.DeadlineTicks;
-        _deadlines.Enqueue(ticket.Id, due);
-        if (due < _armedDeadline)
-        {
-            ArmDeadlineTimerLocked(due);
-        }
-    }
-
-    private void ArmDeadlineTimerLocked(long due)
-    {
-        _armedDeadline = due;
-        // At least one tick ahead: a timer due now could fire on this thread while the lock is held.
-        var delay = TimeSpan.FromTicks(Math.Max(due - Now.UtcTicks, 1));
-        _deadlineTimer.Change(delay, Timeout.InfiniteTimeSpan);
+        after.Run(_changes);
     }
 
     private void OnDeadline()
@@ -950,92 +471,13 @@ public sealed class Scheduler : IDisposable
                 return;
             }
 
-            long now = Now.UtcTicks;
-            _armedDeadline = long.MaxValue;
-            while (_deadlines.TryPeek(out string? id, out long due))
-            {
-                // Entries of tickets that ran, ended or were requeued with a new deadline are stale: drop them.
-                var ticket = _live.Find(id);
-                bool current = ticket is not null && ticket.State == TicketState.Waiting && ticket.DeadlineTicks == due;
-                if (current && due > now)
-                {
-                    ArmDeadlineTimerLocked(due);
-                    break;
-                }
-
-                _deadlines.Dequeue();
-                if (current)
-                {
-                    EndWaitingLocked(ticket!, TicketOutcome.TimedOut, ref after);
-                }
-            }
+            // Entries of tickets that ran, ended or were requeued with a new deadline are stale.
+            _deadlines.Expire(
+                this,
+                static (self, id, due) => self._live.Find(id) is { State: TicketState.Waiting } ticket && ticket.DeadlineTicks == due,
+                (self, id) => self.EndWaitingLocked(self._live.Find(id)!, TicketOutcome.TimedOut, ref after));
         }
 
         after.Run(_changes);
-    }
-
-    /// <summary>Work that must wait until the lock is released: completing waiters, aborting runs, announcing.</summary>
-    /// <remarks>Nearly every operation completes one waiter at most, so the first is held inline and lists are only made for more.</remarks>
-    private struct AfterLock
-    {
-        private TaskCompletionSource<Dispatch>? _source;
-        private Dispatch _result;
-        private List<(TaskCompletionSource<Dispatch> Source, Dispatch Result)>? _moreResults;
-        private CancellationTokenSource? _abort;
-        private List<CancellationTokenSource>? _moreAborts;
-        private bool _changed;
-
-        public void Complete(TaskCompletionSource<Dispatch> source, Dispatch result)
-        {
-            if (_source is null)
-            {
-                _source = source;
-                _result = result;
-            }
-            else
-            {
-                (_moreResults ??= []).Add((source, result));
-            }
-        }
-
-        public void Abort(CancellationTokenSource source)
-        {
-            if (_abort is null)
-            {
-                _abort = source;
-            }
-            else
-            {
-                (_moreAborts ??= []).Add(source);
-            }
-        }
-
-        public void Changed() => _changed = true;
-
-        public readonly void Run(ChangeFeed changes)
-        {
-            _source?.TrySetResult(_result);
-            if (_moreResults is not null)
-            {
-                foreach (var (source, result) in _moreResults)
-                {
-                    source.TrySetResult(result);
-                }
-            }
-
-            _abort?.Cancel();
-            if (_moreAborts is not null)
-            {
-                foreach (var source in _moreAborts)
-                {
-                    source.Cancel();
-                }
-            }
-
-            if (_changed)
-            {
-                changes.Changed();
-            }
-        }
     }
 }

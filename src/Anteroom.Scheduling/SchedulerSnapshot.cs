@@ -3,8 +3,18 @@ namespace Anteroom.Scheduling;
 /// <summary>A waiting ticket's place: its position (1 runs next), its queue's length and the expected wait.</summary>
 public readonly record struct WaitingPlace(int Position, int QueueLength, TimeSpan EstimatedWait);
 
-/// <summary>A waiting ticket and its position, for queue listings.</summary>
-public sealed record WaitingTicket(Ticket Ticket, int Position);
+/// <summary>A waiting ticket and its position (1 runs next in its model's queue), for queue listings.</summary>
+public sealed record WaitingTicket(string Id, string Owner, string Model, double Weight, int Position, DateTimeOffset ArrivedAt);
+
+/// <summary>A ticket holding a slot, for listings.</summary>
+public sealed record RunningTicket(string Id, string Owner, string Model, string Backend, DateTimeOffset StartedAt);
+
+/// <summary>
+/// The queue's counts at one instant, cheap enough to read per request or per change: no percentiles, no
+/// per-model or per-backend lists.
+/// </summary>
+public readonly record struct QueueCounts(
+    int Waiting, int Running, long Admitted, long Completed, long Failed, long Cancelled, long TimedOut, long Refused, long Requeued);
 
 /// <summary>Wait-time percentiles over the most recent dispatches.</summary>
 public sealed record WaitPercentiles(TimeSpan P50, TimeSpan P95, TimeSpan P99, int Samples);

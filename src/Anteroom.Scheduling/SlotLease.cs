@@ -2,25 +2,29 @@ namespace Anteroom.Scheduling;
 
 /// <summary>
 /// A slot on a backend, held by one ticket for one dispatch attempt. End it exactly once: <see cref="Complete"/>,
-/// <see cref="Fail"/>, <see cref="TryRequeue"/> (a failure before the first token) or <see cref="Dispose"/>,
-/// which ends a lease not yet ended as cancelled — so a <c>using</c> frees the slot on every path.
+/// <see cref="Fail"/>, <see cref="Cancel"/>, <see cref="TryRequeue"/> (a failure before the first token) or
+/// <see cref="Dispose"/>, which ends a lease not yet ended as cancelled — so a <c>using</c> frees the slot on every
+/// path. Calls after the first end do nothing.
 /// </summary>
-public sealed class SlotLease : IDisposable
+/// <remarks>
+/// The exactly-once rule lives here, not in each implementation: an implementation only says what ending means
+/// (<see cref="OnEnded"/>, <see cref="OnRequeued"/>). Ending never waits, as disposing a rate limiter's lease never
+/// waits: a queue in a shared store records the end locally at once and settles it in the store in the
+/// background, with the store's lease expiry as the backstop for a process that dies first.
+/// </remarks>
+public abstract class SlotLease : IDisposable
 {
-    // Instants as UTC ticks (the scheduler's clock is UTC), to keep a lease per dispatch small; ticks are never
-    // negative, so NotYet marks a first token that has not come.
-    private const long NotYet = -1;
-    private readonly Scheduler _scheduler;
+    // Instants as UTC ticks (the scheduler's clock is UTC), to keep a lease per dispatch small.
     private readonly long _startedAt;
-    private long _firstTokenAt = NotYet;
     private int _ended;
 
-    internal SlotLease(Scheduler scheduler, Ticket ticket, int backendIndex, string backendName, DateTimeOffset startedAt)
+    /// <summary>Creates a lease of a slot on <paramref name="backend"/> for <paramref name="ticket"/>.</summary>
+    protected SlotLease(Ticket ticket, string backend, DateTimeOffset startedAt)
     {
-        _scheduler = scheduler;
+        ArgumentNullException.ThrowIfNull(ticket);
+        ArgumentException.ThrowIfNullOrEmpty(backend);
         Ticket = ticket;
-        BackendIndex = backendIndex;
-        Backend = backendName;
+        Backend = backend;
         _startedAt = startedAt.UtcTicks;
     }
 
@@ -34,28 +38,20 @@ public sealed class SlotLease : IDisposable
     public DateTimeOffset StartedAt => new(_startedAt, TimeSpan.Zero);
 
     /// <summary>When the first token arrived, once it has.</summary>
-    public DateTimeOffset? FirstTokenAt
-    {
-        get
-        {
-            long ticks = Volatile.Read(ref _firstTokenAt);
-            return ticks == NotYet ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
-        }
-    }
+    public abstract DateTimeOffset? FirstTokenAt { get; }
 
-    internal int BackendIndex { get; }
-
-    internal bool IsEnded => Volatile.Read(ref _ended) != 0;
+    /// <summary>Whether the lease has ended (by any of its ends).</summary>
+    public bool IsEnded => Volatile.Read(ref _ended) != 0;
 
     /// <summary>Records the first token (for time-to-first-token estimates); later calls do nothing.</summary>
-    public void MarkFirstToken() => Interlocked.CompareExchange(ref _firstTokenAt, _scheduler.Now.UtcTicks, NotYet);
+    public abstract void MarkFirstToken();
 
     /// <summary>Ends the ticket as completed and records what the generation measured.</summary>
     public void Complete(int promptTokens, int outputTokens)
     {
         if (TryEnd())
         {
-            _scheduler.EndRunning(this, TicketOutcome.Completed, new ServiceSample(promptTokens, outputTokens));
+            OnEnded(TicketOutcome.Completed, new ServiceSample(promptTokens, outputTokens));
         }
     }
 
@@ -64,7 +60,7 @@ public sealed class SlotLease : IDisposable
     {
         if (TryEnd())
         {
-            _scheduler.EndRunning(this, TicketOutcome.Failed, null);
+            OnEnded(TicketOutcome.Failed, null);
         }
     }
 
@@ -73,29 +69,36 @@ public sealed class SlotLease : IDisposable
     {
         if (TryEnd())
         {
-            _scheduler.EndRunning(this, TicketOutcome.Cancelled, null);
+            OnEnded(TicketOutcome.Cancelled, null);
         }
     }
 
     /// <summary>
     /// After a backend failure before the first token: frees the slot and puts the ticket back at the head of its
-    /// queue, preferring another backend next time. Returns false (and ends the ticket as failed) when the ticket
-    /// has used all its attempts or was cancelled meanwhile. On true, await <see cref="Ticket.Dispatched"/> again.
+    /// queue, preferring another backend next time. Returns false (and ends the ticket as failed, or as cancelled
+    /// when it was cancelled meanwhile) when the ticket has used all its attempts. On true, wait for a slot again
+    /// with <see cref="IRequestQueue.WaitForSlotAsync"/>.
     /// </summary>
-    public bool TryRequeue()
-    {
-        if (!TryEnd())
-        {
-            return false;
-        }
-
-        return _scheduler.Requeue(this);
-    }
+    public bool TryRequeue() => TryEnd() && OnRequeued();
 
     /// <summary>Frees the slot if the lease was not ended, counting the ticket as cancelled.</summary>
-    public void Dispose() => Cancel();
+    public void Dispose()
+    {
+        Cancel();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Ends the ticket with <paramref name="outcome"/>; called once, for the lease's first end.</summary>
+    /// <param name="outcome">How the ticket ended.</param>
+    /// <param name="sample">What a completed generation measured; null for other outcomes.</param>
+    protected abstract void OnEnded(TicketOutcome outcome, ServiceSample? sample);
+
+    /// <summary>Frees the slot and puts the ticket back; called once, instead of <see cref="OnEnded"/>.</summary>
+    /// <returns>Whether the ticket waits again; false when it has ended instead.</returns>
+    protected abstract bool OnRequeued();
 
     private bool TryEnd() => Interlocked.Exchange(ref _ended, 1) == 0;
 }
 
-internal readonly record struct ServiceSample(int PromptTokens, int OutputTokens);
+/// <summary>What a completed generation measured: the tokens it read and wrote.</summary>
+public readonly record struct ServiceSample(int PromptTokens, int OutputTokens);

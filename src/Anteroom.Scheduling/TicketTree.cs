@@ -27,6 +27,10 @@ namespace Anteroom.Scheduling;
 /// A ticket is found by its key (tags never change while a ticket waits, and sequences are unique), so tickets
 /// carry no link into the tree and moving keys between nodes never has to touch them.
 /// </para>
+/// <para>
+/// One file, over the usual length, because the node layouts, the vectorised counting and the split, merge and
+/// rebalancing code that keep the counts right are one invariant: read apart, none of them can be checked.
+/// </para>
 /// </remarks>
 internal sealed class TicketTree
 {
@@ -47,7 +51,7 @@ internal sealed class TicketTree
     // Scratch space for merging or evening out two nodes; kept so rebalancing allocates nothing.
     private readonly double[] _scratchTags;
     private readonly long[] _scratchSequences;
-    private readonly Ticket?[] _scratchTickets;
+    private readonly SchedulerTicket?[] _scratchTickets;
     private readonly Node?[] _scratchChildren;
     private readonly int[] _scratchCounts;
 
@@ -80,7 +84,7 @@ internal sealed class TicketTree
         int scratch = 2 * Math.Max(leafCapacity, branchCapacity);
         _scratchTags = new double[scratch];
         _scratchSequences = new long[scratch];
-        _scratchTickets = new Ticket?[2 * leafCapacity];
+        _scratchTickets = new SchedulerTicket?[2 * leafCapacity];
         _scratchChildren = new Node?[2 * branchCapacity];
         _scratchCounts = new int[2 * branchCapacity];
         _head.Start = leafCapacity / 2;
@@ -93,10 +97,10 @@ internal sealed class TicketTree
     /// <summary>Branch levels above the leaves (0 while one leaf holds everything).</summary>
     internal int Height => _height;
 
-    public Ticket? Min => _head.Length == 0 ? null : _head.Tickets[_head.Start];
+    public SchedulerTicket? Min => _head.Length == 0 ? null : _head.Tickets[_head.Start];
 
     /// <summary>The last ticket in order: the end of the rightmost path.</summary>
-    public Ticket? Max
+    public SchedulerTicket? Max
     {
         get
         {
@@ -112,7 +116,7 @@ internal sealed class TicketTree
         }
     }
 
-    public void Add(Ticket ticket)
+    public void Add(SchedulerTicket ticket)
     {
         double tag = SortTag(ticket.Tag);
         long sequence = ticket.Sequence;
@@ -150,7 +154,7 @@ internal sealed class TicketTree
         AddChild(_height - 1, right, right.Tags[right.Start], right.Sequences[right.Start], leaf.Length, right.Length);
     }
 
-    public bool Remove(Ticket ticket)
+    public bool Remove(SchedulerTicket ticket)
     {
         Leaf leaf;
         int index;
@@ -196,7 +200,7 @@ internal sealed class TicketTree
     }
 
     /// <summary>How many tickets sort before this one (0 for the head). The ticket must be in the tree.</summary>
-    public int Rank(Ticket ticket)
+    public int Rank(SchedulerTicket ticket)
     {
         double tag = SortTag(ticket.Tag);
         var leaf = DescendCounting(tag, ticket.Sequence, out int before);
@@ -218,9 +222,9 @@ internal sealed class TicketTree
     }
 
     /// <summary>The waiting tickets in dispatch order, at most <paramref name="limit"/>.</summary>
-    public List<Ticket> InOrder(int limit)
+    public List<SchedulerTicket> InOrder(int limit)
     {
-        var result = new List<Ticket>(Math.Min(limit, Count));
+        var result = new List<SchedulerTicket>(Math.Min(limit, Count));
         for (var leaf = _head; leaf is not null && result.Count < limit; leaf = leaf.Next)
         {
             int take = Math.Min(leaf.Length, limit - result.Count);
@@ -470,7 +474,7 @@ internal sealed class TicketTree
         return sum;
     }
 
-    private void InsertIntoLeaf(Leaf leaf, int index, double tag, long sequence, Ticket ticket)
+    private void InsertIntoLeaf(Leaf leaf, int index, double tag, long sequence, SchedulerTicket ticket)
     {
         int start = leaf.Start, length = leaf.Length;
         // The entries float inside the leaf with room on both sides: shift whichever side of the new entry is shorter
@@ -521,7 +525,7 @@ internal sealed class TicketTree
     {
         Span<double> tags = leaf.Tags;
         Span<long> sequences = leaf.Sequences;
-        Span<Ticket?> tickets = leaf.Tickets;
+        Span<SchedulerTicket?> tickets = leaf.Tickets;
         tags.Slice(from, count).CopyTo(tags[to..]);
         sequences.Slice(from, count).CopyTo(sequences[to..]);
         tickets.Slice(from, count).CopyTo(tickets[to..]);
@@ -537,7 +541,7 @@ internal sealed class TicketTree
         int rightStart = (_leafCapacity - moved) / 2;
         ((Span<double>)leaf.Tags).Slice(leaf.Start + half, moved).CopyTo(((Span<double>)right.Tags)[rightStart..]);
         ((Span<long>)leaf.Sequences).Slice(leaf.Start + half, moved).CopyTo(((Span<long>)right.Sequences)[rightStart..]);
-        ((Span<Ticket?>)leaf.Tickets).Slice(leaf.Start + half, moved).CopyTo(((Span<Ticket?>)right.Tickets)[rightStart..]);
+        ((Span<SchedulerTicket?>)leaf.Tickets).Slice(leaf.Start + half, moved).CopyTo(((Span<SchedulerTicket?>)right.Tickets)[rightStart..]);
         right.Start = rightStart;
         right.Length = moved;
         ResetOutside(right, rightStart, moved);
@@ -559,7 +563,7 @@ internal sealed class TicketTree
         int end = start + length;
         Span<double> tags = ((Span<double>)leaf.Tags)[.._leafCapacity];
         Span<long> sequences = ((Span<long>)leaf.Sequences)[.._leafCapacity];
-        Span<Ticket?> tickets = ((Span<Ticket?>)leaf.Tickets)[.._leafCapacity];
+        Span<SchedulerTicket?> tickets = ((Span<SchedulerTicket?>)leaf.Tickets)[.._leafCapacity];
         tags[..start].Fill(double.NegativeInfinity);
         sequences[..start].Fill(long.MinValue);
         tickets[..start].Clear();
@@ -750,19 +754,19 @@ internal sealed class TicketTree
         return merge;
     }
 
-    private static void Gather(Leaf leaf, Span<double> tags, Span<long> sequences, Span<Ticket?> tickets)
+    private static void Gather(Leaf leaf, Span<double> tags, Span<long> sequences, Span<SchedulerTicket?> tickets)
     {
         ((Span<double>)leaf.Tags).Slice(leaf.Start, leaf.Length).CopyTo(tags);
         ((Span<long>)leaf.Sequences).Slice(leaf.Start, leaf.Length).CopyTo(sequences);
-        ((Span<Ticket?>)leaf.Tickets).Slice(leaf.Start, leaf.Length).CopyTo(tickets);
+        ((Span<SchedulerTicket?>)leaf.Tickets).Slice(leaf.Start, leaf.Length).CopyTo(tickets);
     }
 
-    private void Fill(Leaf leaf, ReadOnlySpan<double> tags, ReadOnlySpan<long> sequences, ReadOnlySpan<Ticket?> tickets)
+    private void Fill(Leaf leaf, ReadOnlySpan<double> tags, ReadOnlySpan<long> sequences, ReadOnlySpan<SchedulerTicket?> tickets)
     {
         int start = (_leafCapacity - tags.Length) / 2;
         tags.CopyTo(((Span<double>)leaf.Tags)[start..]);
         sequences.CopyTo(((Span<long>)leaf.Sequences)[start..]);
-        tickets.CopyTo(((Span<Ticket?>)leaf.Tickets)[start..]);
+        tickets.CopyTo(((Span<SchedulerTicket?>)leaf.Tickets)[start..]);
         ResetOutside(leaf, start, tags.Length);
         leaf.Start = start;
         leaf.Length = tags.Length;
@@ -874,7 +878,7 @@ internal sealed class TicketTree
     [InlineArray(MaxLeafCapacity)]
     private struct LeafTickets
     {
-        private Ticket? _element;
+        private SchedulerTicket? _element;
     }
 
     [InlineArray(MaxBranchCapacity)]

@@ -41,7 +41,7 @@ public sealed class LiveTicketsTests
         operations.Sample(ops =>
         {
             var live = new LiveTickets();
-            var reference = new Dictionary<string, Ticket>();
+            var reference = new Dictionary<string, SchedulerTicket>();
             foreach (var (add, pick) in ops)
             {
                 string id = $"id{pick}";
@@ -67,6 +67,6 @@ public sealed class LiveTicketsTests
         }, iter: 500);
     }
 
-    private static Ticket NewTicket(string id) =>
+    private static SchedulerTicket NewTicket(string id) =>
         new(new TicketRequest { Id = id, Owner = "u", Model = "m" }, 1, 0, 0, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
 }

@@ -104,8 +104,8 @@ public sealed class PositionTests
 
         var ran = h.RunInOrder(2_000);
 
-        var waiting = h.Scheduler.GetWaiting();
-        Assert.Equal(waiting.Select(w => w.Ticket).OrderBy(t => t, Comparer<Ticket>.Create((a, b) => a.CompareKey(b))), waiting.Select(w => w.Ticket));
+        var waiting = h.Scheduler.GetWaiting().Select(w => (Ticket: (SchedulerTicket)w.Ticket, w.Position)).ToList();
+        Assert.Equal(waiting.Select(w => w.Ticket).OrderBy(t => t, Comparer<SchedulerTicket>.Create((a, b) => a.CompareKey(b))), waiting.Select(w => w.Ticket));
         Assert.True(ran.Zip(ran.Skip(1)).Count(pair => pair.First.CompareKey(pair.Second) > 0) <= 1, "dispatch left key order more than once");
         Assert.True(ran[^1].CompareKey(waiting[0].Ticket) < 0);
         foreach (var entry in waiting.Where((_, i) => i % 97 == 0))

@@ -45,7 +45,7 @@ internal sealed class SchedulerHarness : IDisposable
             MaxWait = maxWait,
         });
 
-    public Ticket Admit(
+    public SchedulerTicket Admit(
         string owner,
         string model = "m",
         double weight = 1,
@@ -56,16 +56,16 @@ internal sealed class SchedulerHarness : IDisposable
     {
         var admission = TryAdmit(owner, model, weight, promptTokens, maxOutputTokens, maxWait, id);
         Assert.True(admission.IsAdmitted, admission.Refusal?.Message);
-        return admission.Ticket;
+        return (SchedulerTicket)admission.Ticket;
     }
 
-    public List<Ticket> AdmitMany(int count, string owner, string model = "m", double weight = 1) =>
+    public List<SchedulerTicket> AdmitMany(int count, string owner, string model = "m", double weight = 1) =>
         [.. Enumerable.Range(0, count).Select(_ => Admit(owner, model, weight))];
 
     /// <summary>The lease the ticket's wait ended with; fails unless the ticket got a slot.</summary>
     public static SlotLease LeaseOf(Ticket ticket)
     {
-        var dispatch = Ended(ticket.Dispatched);
+        var dispatch = Ended(((SchedulerTicket)ticket).Dispatched);
         Assert.NotNull(dispatch.Lease);
         Assert.Same(ticket, dispatch.Lease.Ticket);
         return dispatch.Lease;
@@ -89,14 +89,14 @@ internal sealed class SchedulerHarness : IDisposable
     /// Completes running tickets one at a time (as estimated: no prompt, the prior's 256 output tokens) until
     /// <paramref name="count"/> dispatches have been seen or nothing runs; returns the tickets in the order they ran.
     /// </summary>
-    public List<Ticket> RunInOrder(int count = int.MaxValue)
+    public List<SchedulerTicket> RunInOrder(int count = int.MaxValue)
     {
-        var order = new List<Ticket>();
-        var seen = new HashSet<Ticket>();
+        var order = new List<SchedulerTicket>();
+        var seen = new HashSet<SchedulerTicket>();
         while (order.Count < count)
         {
             var running = Scheduler.GetRunning();
-            var fresh = running.Where(l => seen.Add(l.Ticket)).Select(l => l.Ticket).ToList();
+            var fresh = running.Select(l => (SchedulerTicket)l.Ticket).Where(seen.Add).ToList();
             order.AddRange(fresh);
             if (running.Count == 0 || order.Count >= count)
             {

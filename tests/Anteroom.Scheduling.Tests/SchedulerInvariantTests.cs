@@ -313,7 +313,7 @@ public sealed class SchedulerInvariantTests
                     case TicketState.Waiting:
                         Assert.False(_outcomes.ContainsKey(ticket), $"{ticket} came back after ending.");
                         Assert.Null(ticket.Outcome);
-                        Assert.False(ticket.Dispatched.IsCompleted);
+                        Assert.False(((SchedulerTicket)ticket).Dispatched.IsCompleted);
                         break;
                     case TicketState.Running:
                         Assert.False(_outcomes.ContainsKey(ticket), $"{ticket} came back after ending.");
@@ -330,7 +330,7 @@ public sealed class SchedulerInvariantTests
                             _outcomes[ticket] = ticket.Outcome.Value;
                         }
 
-                        var dispatch = Ended(ticket.Dispatched);
+                        var dispatch = Ended(((SchedulerTicket)ticket).Dispatched);
                         if (dispatch.Lease is null)
                         {
                             Assert.Equal(ticket.Outcome, dispatch.Outcome);
@@ -354,7 +354,7 @@ public sealed class SchedulerInvariantTests
 
         private long Count(TicketOutcome outcome) => _outcomes.Values.Count(o => o == outcome);
 
-        private void CheckPositions(SchedulerSnapshot snapshot, IReadOnlyList<WaitingTicket> waiting)
+        private void CheckPositions(SchedulerSnapshot snapshot, IReadOnlyList<(Ticket Ticket, int Position)> waiting)
         {
             foreach (var model in snapshot.Models)
             {
@@ -375,7 +375,7 @@ public sealed class SchedulerInvariantTests
             Assert.True(listed.SetEquals(_admitted.Where(t => t.State == TicketState.Waiting)), "The listing and the waiting tickets differ.");
         }
 
-        private void CheckFifoWithinOwnerAndModel(IReadOnlyList<WaitingTicket> waiting)
+        private void CheckFifoWithinOwnerAndModel(IReadOnlyList<(Ticket Ticket, int Position)> waiting)
         {
             // Queued in arrival order...
             foreach (var group in waiting.GroupBy(w => (w.Ticket.Owner, w.Ticket.Model)))

@@ -136,7 +136,7 @@ public sealed class TicketTreeTests
         var tree = new TicketTree(8, 4);
         var tickets = Enumerable.Range(1, 400).Select(i => NewTicket(i, i)).ToList();
         tickets.ForEach(tree.Add);
-        var reference = new List<Ticket>(tickets);
+        var reference = new List<SchedulerTicket>(tickets);
 
         // A run of neighbours from the middle: whole leaves empty out, one entry at a time.
         foreach (var ticket in tickets.Skip(150).Take(120))
@@ -157,7 +157,7 @@ public sealed class TicketTreeTests
         // Full-size nodes over several levels: 20,000 adds with many tied tags, then removals in random order.
         var random = new Random(7);
         var tree = new TicketTree();
-        var reference = new List<Ticket>();
+        var reference = new List<SchedulerTicket>();
         for (int i = 1; i <= 20_000; i++)
         {
             var ticket = NewTicket(random.Next(500), i);
@@ -220,7 +220,7 @@ public sealed class TicketTreeTests
         Gen.Select(Gen.Int[4, 8], operations).Sample((capacity, ops) =>
         {
             var tree = new TicketTree(capacity, 4);
-            var reference = new List<Ticket>();
+            var reference = new List<SchedulerTicket>();
             long sequence = 0;
             foreach (var (kind, spread, pick) in ops)
             {
@@ -255,7 +255,7 @@ public sealed class TicketTreeTests
         operations.Sample(ops =>
         {
             var tree = new TicketTree(4, 4);
-            var reference = new List<Ticket>();
+            var reference = new List<SchedulerTicket>();
             long sequence = 0;
             foreach (var (add, tag, pick) in ops)
             {
@@ -287,7 +287,7 @@ public sealed class TicketTreeTests
 
     private static void RunAgainstSortedList(TicketTree tree, (bool Add, int Tag, int Pick)[] ops, bool everyStep)
     {
-        var reference = new List<Ticket>();
+        var reference = new List<SchedulerTicket>();
         long sequence = 0;
         foreach (var (add, tag, pick) in ops)
         {
@@ -317,7 +317,7 @@ public sealed class TicketTreeTests
         CheckAgainst(tree, reference, ops[^1].Tag, sequence);
     }
 
-    private static void CheckAgainst(TicketTree tree, List<Ticket> reference, int tag, long sequence)
+    private static void CheckAgainst(TicketTree tree, List<SchedulerTicket> reference, int tag, long sequence)
     {
         tree.CheckInvariants();
         Assert.Equal(reference, tree.InOrder(int.MaxValue));
@@ -330,9 +330,9 @@ public sealed class TicketTreeTests
         Assert.Equal(reference.Count(t => t.Tag < tag || (t.Tag == tag && t.Sequence < sequence)), tree.CountBefore(tag, sequence));
     }
 
-    private static Ticket NewTicket(double tag, long sequence)
+    private static SchedulerTicket NewTicket(double tag, long sequence)
     {
         var request = new TicketRequest { Id = $"t{sequence}", Owner = "u", Model = "m" };
-        return new Ticket(request, sequence, 0, 0, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch) { Tag = tag };
+        return new SchedulerTicket(request, sequence, 0, 0, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch) { Tag = tag };
     }
 }

@@ -29,7 +29,7 @@ public sealed class CancellationTests
         waiting.Dispose();
         await gateway.WaitForSchedulerAsync(s => s.Cancelled == 1, ct);
 
-        var snapshot = gateway.Scheduler.Snapshot();
+        var snapshot = (await gateway.Queue.GetSnapshotAsync());
         Assert.Equal((0, 1), (snapshot.Waiting, snapshot.Running));
         Assert.Equal(0, gateway.Simulator("gpu").Stats.Queued);
         gateway.Simulator("gpu").Release();
@@ -49,16 +49,16 @@ public sealed class CancellationTests
         using var running = await SseStream.ChatAsync(gateway.Client("a"), new { message = "runs" }, ct);
         await running.ReadUntilAsync(ct, "started");
         var caller = new Identity.Caller("user:b", "b", "default", new Configuration.TierOptions(), null, false, false);
-        var reply = gateway.Reception.Admit(new Requests.Arrival(
+        var reply = await gateway.Reception.AdmitAsync(new Requests.Arrival(
             caller, new Backends.GenerationRequest { Model = "llama3.1:8b", Messages = [new("user", "leaves at once")] }));
         var request = Assert.IsType<Requests.LiveRequest>(reply.Request);
-        Assert.Equal(1, gateway.Scheduler.Snapshot().Waiting);
+        Assert.Equal(1, (await gateway.Queue.GetSnapshotAsync()).Waiting);
 
         reply.Hold!.Dispose();
         await gateway.WaitForSchedulerAsync(s => s.Cancelled == 1 && s.Waiting == 0, ct);
 
         Assert.Equal("client_disconnected", request.StopReason);
-        Assert.Equal(1, gateway.Scheduler.Snapshot().Running);
+        Assert.Equal(1, (await gateway.Queue.GetSnapshotAsync()).Running);
         gateway.Simulator("gpu").Release();
     }
 
@@ -135,7 +135,7 @@ public sealed class CancellationTests
         using var replay = await intruder.GetAsync($"queue/requests/{stream.RequestId}/events", ct);
 
         Assert.Equal([HttpStatusCode.NotFound, HttpStatusCode.NotFound, HttpStatusCode.NotFound], [status.StatusCode, cancel.StatusCode, replay.StatusCode]);
-        Assert.Equal(0, gateway.Scheduler.Snapshot().Cancelled);
+        Assert.Equal(0, (await gateway.Queue.GetSnapshotAsync()).Cancelled);
         gateway.Simulator("gpu").Release();
     }
 }

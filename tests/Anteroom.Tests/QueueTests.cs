@@ -130,7 +130,7 @@ public sealed class QueueTests
         Assert.Equal("queued", events[0].Type);
         Assert.Equal(("error", "timeout"), (events[^1].Type, events[^1].Text("code")));
         Assert.True(events[^1].Data.GetProperty("retry_after_ms").GetInt64() >= 1000, "a timeout says when to try again");
-        var snapshot = gateway.Scheduler.Snapshot();
+        var snapshot = (await gateway.Queue.GetSnapshotAsync());
         Assert.Equal((1, 0), (snapshot.TimedOut > 0 ? 1 : 0, snapshot.Waiting));
         gateway.Simulator("gpu").Release();
     }
@@ -151,7 +151,7 @@ public sealed class QueueTests
         Assert.Equal(["broken", "healthy"], backends);
         Assert.Equal("done", events[^1].Type);
         Assert.Equal(1, gateway.Simulator("healthy").Stats.Completed);
-        Assert.Equal(1, gateway.Scheduler.Snapshot().Requeued);
+        Assert.Equal(1, (await gateway.Queue.GetSnapshotAsync()).Requeued);
     }
 
     [Fact]
@@ -167,7 +167,7 @@ public sealed class QueueTests
 
         Assert.Contains(events, e => e.Type == "token");
         Assert.Equal(("error", "backend_error"), (events[^1].Type, events[^1].Text("code")));
-        var snapshot = gateway.Scheduler.Snapshot();
+        var snapshot = (await gateway.Queue.GetSnapshotAsync());
         Assert.Equal((1, 0), (snapshot.Failed, snapshot.Running));
     }
 

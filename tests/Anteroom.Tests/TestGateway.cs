@@ -38,7 +38,7 @@ internal sealed class TestGateway : IAsyncDisposable
 
     public Uri Address { get; }
 
-    public Scheduler Scheduler => _factory.Services.GetRequiredService<Scheduler>();
+    public IRequestQueue Queue => _factory.Services.GetRequiredService<IRequestQueue>();
 
     public SimulatedModelServer Simulator(string name) => _simulators[name];
 
@@ -196,13 +196,13 @@ internal sealed class TestGateway : IAsyncDisposable
     {
         while (true)
         {
-            long version = Scheduler.ChangeVersion;
-            if (condition(Scheduler.Snapshot()))
+            long version = Queue.ChangeVersion;
+            if (condition(await Queue.GetSnapshotAsync(cancellationToken)))
             {
                 return;
             }
 
-            await Scheduler.WaitForChangeAsync(version, cancellationToken);
+            await Queue.WaitForChangeAsync(version, cancellationToken);
         }
     }
 

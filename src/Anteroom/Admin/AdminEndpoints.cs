@@ -32,9 +32,9 @@ internal static class AdminEndpoints
             .WithAccess(Access.Public);
         var admin = app.MapGroup("/admin").WithAccess(Access.Admin);
         admin.MapGet("/events", AdminEvents.StreamAsync);
-        admin.MapGet("/metrics", Metrics);
-        admin.MapGet("/queue", Queue);
-        admin.MapGet("/backends", Backends);
+        admin.MapGet("/metrics", MetricsAsync);
+        admin.MapGet("/queue", QueueAsync);
+        admin.MapGet("/backends", BackendsAsync);
         admin.MapGet("/keys", KeysAsync);
         admin.MapPost("/keys", CreateKeyAsync);
         admin.MapDelete("/keys/{id}", RevokeKeyAsync);
@@ -42,14 +42,16 @@ internal static class AdminEndpoints
         admin.MapGet("/requests", LoggedAsync);
     }
 
-    private static IResult Queue(Scheduler scheduler, RequestRegistry registry) =>
-        Results.Json(AdminViews.Queue(scheduler, scheduler.Snapshot(), registry), AdminJson.Default.AdminQueue);
+    private static async Task<IResult> QueueAsync(IRequestQueue queue, RequestRegistry registry, CancellationToken cancellationToken) =>
+        Results.Json(
+            await AdminViews.QueueAsync(queue, await queue.GetSnapshotAsync(cancellationToken), registry, cancellationToken: cancellationToken),
+            AdminJson.Default.AdminQueue);
 
-    private static IResult Backends(Scheduler scheduler, BackendsView backends) =>
-        Results.Json(AdminViews.Backends(scheduler.Snapshot(), backends), AdminJson.Default.AdminBackends);
+    private static async Task<IResult> BackendsAsync(IRequestQueue queue, BackendsView backends, CancellationToken cancellationToken) =>
+        Results.Json(AdminViews.Backends(await queue.GetSnapshotAsync(cancellationToken), backends), AdminJson.Default.AdminBackends);
 
     /// <summary><c>GET /admin/metrics?minutes=60</c>: the newest minutes of ten-second points, the current one last.</summary>
-    private static IResult Metrics(HttpContext context, GatewayMetrics metrics, Scheduler scheduler)
+    private static async Task<IResult> MetricsAsync(HttpContext context, GatewayMetrics metrics, IRequestQueue queue, CancellationToken cancellationToken)
     {
         int minutes = 60;
         if (context.Request.Query["minutes"].ToString() is { Length: > 0 } text &&
@@ -59,7 +61,7 @@ internal static class AdminEndpoints
         }
 
         int buckets = (minutes * 60 / GatewayMetrics.BucketSeconds) + 1;
-        return Results.Json(AdminViews.Metrics(metrics, buckets, scheduler.Snapshot()), AdminJson.Default.AdminMetrics);
+        return Results.Json(AdminViews.Metrics(metrics, buckets, await queue.GetSnapshotAsync(cancellationToken)), AdminJson.Default.AdminMetrics);
     }
 
     private static async Task<IResult> KeysAsync(IKeyStore keys, TimeProvider time, CancellationToken cancellationToken)

@@ -34,7 +34,7 @@ internal static class AdminEvents
     private static readonly byte[] EventSuffix = "\n\n"u8.ToArray();
 
     public static async Task StreamAsync(
-        HttpContext context, Scheduler scheduler, RequestRegistry registry, BackendsView backends, GatewayMetrics metrics,
+        HttpContext context, IRequestQueue queue, RequestRegistry registry, BackendsView backends, GatewayMetrics metrics,
         IHostApplicationLifetime lifetime, TimeProvider time)
     {
         var response = context.Response;
@@ -55,9 +55,9 @@ internal static class AdminEvents
             while (true)
             {
                 // Versions are read before the snapshot is built: a change after this read wakes the wait below.
-                long schedulerSeen = scheduler.ChangeVersion;
+                long queueSeen = queue.ChangeVersion;
                 long metricsSeen = metrics.Version;
-                var snapshot = AdminViews.Snapshot(scheduler, registry, backends, metrics, WaitingRowsPerModel);
+                var snapshot = await AdminViews.SnapshotAsync(queue, registry, backends, metrics, WaitingRowsPerModel, cancellationToken);
                 writer.Write(EventPrefix);
                 using (var json = new Utf8JsonWriter(writer))
                 {
@@ -72,7 +72,7 @@ internal static class AdminEvents
                 }
 
                 lastSent = time.GetUtcNow();
-                await WaitForNewsAsync(scheduler, schedulerSeen, metrics, metricsSeen, snapshot.Running > 0 ? BusyInterval : IdleInterval, time, cancellationToken);
+                await WaitForNewsAsync(queue, queueSeen, metrics, metricsSeen, snapshot.Running > 0 ? BusyInterval : IdleInterval, time, cancellationToken);
                 var sinceLast = time.GetUtcNow() - lastSent;
                 if (sinceLast < MinimumInterval)
                 {
@@ -88,12 +88,12 @@ internal static class AdminEvents
 
     /// <summary>Waits for a queue change, a recorded request, or <paramref name="longest"/>, whichever comes first.</summary>
     private static async Task WaitForNewsAsync(
-        Scheduler scheduler, long schedulerSeen, GatewayMetrics metrics, long metricsSeen, TimeSpan longest, TimeProvider time, CancellationToken cancellationToken)
+        IRequestQueue queue, long queueSeen, GatewayMetrics metrics, long metricsSeen, TimeSpan longest, TimeProvider time, CancellationToken cancellationToken)
     {
         // The losers are cancelled on the way out so that a quiet hour does not pile up waiters on the change signals.
         using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         await Task.WhenAny(
-            scheduler.WaitForChangeAsync(schedulerSeen, wake.Token),
+            queue.WaitForChangeAsync(queueSeen, wake.Token).AsTask(),
             metrics.WaitForChangeAsync(metricsSeen, wake.Token),
             Task.Delay(longest, time, wake.Token));
         await wake.CancelAsync();

@@ -13,22 +13,23 @@ namespace Anteroom.Admin;
 internal static class AdminViews
 {
     /// <summary>Every waiting (up to <paramref name="limitPerModel"/> per model) and running request, with owners.</summary>
-    public static AdminQueue Queue(Scheduler scheduler, SchedulerSnapshot snapshot, RequestRegistry registry, int limitPerModel = int.MaxValue)
+    public static async Task<AdminQueue> QueueAsync(
+        IRequestQueue queue, SchedulerSnapshot snapshot, RequestRegistry registry, int limitPerModel = int.MaxValue, CancellationToken cancellationToken = default)
     {
         var now = snapshot.TakenAt;
-        var waiting = scheduler.GetWaiting(limitPerModel).Select(w =>
+        var waiting = (await queue.GetWaitingAsync(limitPerModel, cancellationToken)).Select(w =>
         {
-            var caller = registry.Get(w.Ticket.Id)?.Caller;
+            var caller = registry.Get(w.Id)?.Caller;
             return new AdminWaiting(
-                w.Ticket.Id, caller?.Name ?? Caller.NameOf(w.Ticket.Owner), w.Ticket.Owner, caller?.TierName ?? "", w.Ticket.Model, w.Position,
-                GenerationRunner.Milliseconds(now - w.Ticket.ArrivedAt));
+                w.Id, caller?.Name ?? Caller.NameOf(w.Owner), w.Owner, caller?.TierName ?? "", w.Model, w.Position,
+                GenerationRunner.Milliseconds(now - w.ArrivedAt));
         }).ToList();
-        var running = scheduler.GetRunning().Select(lease =>
+        var running = (await queue.GetRunningAsync(cancellationToken)).Select(r =>
         {
-            var request = registry.Get(lease.Ticket.Id);
+            var request = registry.Get(r.Id);
             return new AdminRunning(
-                lease.Ticket.Id, request?.Caller.Name ?? Caller.NameOf(lease.Ticket.Owner), lease.Ticket.Owner, request?.Caller.TierName ?? "",
-                lease.Ticket.Model, lease.Backend, GenerationRunner.Milliseconds(now - lease.StartedAt), request?.GeneratedTokens ?? 0);
+                r.Id, request?.Caller.Name ?? Caller.NameOf(r.Owner), r.Owner, request?.Caller.TierName ?? "",
+                r.Model, r.Backend, GenerationRunner.Milliseconds(now - r.StartedAt), request?.GeneratedTokens ?? 0);
         }).ToList();
         return new AdminQueue(snapshot.Waiting, snapshot.Running, NativeEndpoints.ModelStatuses(snapshot), waiting, running);
     }
@@ -51,11 +52,12 @@ internal static class AdminViews
     }
 
     /// <summary>The dashboard's pushed state: queue, backends and the last minute of metrics, from one scheduler snapshot.</summary>
-    public static AdminSnapshot Snapshot(
-        Scheduler scheduler, RequestRegistry registry, BackendsView backends, GatewayMetrics metrics, int waitingLimitPerModel)
+    public static async Task<AdminSnapshot> SnapshotAsync(
+        IRequestQueue requestQueue, RequestRegistry registry, BackendsView backends, GatewayMetrics metrics, int waitingLimitPerModel,
+        CancellationToken cancellationToken)
     {
-        var snapshot = scheduler.Snapshot();
-        var queue = Queue(scheduler, snapshot, registry, waitingLimitPerModel);
+        var snapshot = await requestQueue.GetSnapshotAsync(cancellationToken);
+        var queue = await QueueAsync(requestQueue, snapshot, registry, waitingLimitPerModel, cancellationToken);
         return new AdminSnapshot(
             snapshot.TakenAt, queue.Waiting, queue.Running, queue.Models, queue.Queue, queue.Active,
             Backends(snapshot, backends).Backends,

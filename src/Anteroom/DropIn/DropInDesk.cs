@@ -5,14 +5,14 @@ using Microsoft.Extensions.Options;
 
 namespace Anteroom.DropIn;
 
-/// <summary>What the drop-in APIs share: the reception, the scheduler's view of models, the clock and stream settings.</summary>
-internal sealed class DropInDesk(Reception reception, Scheduler scheduler, IOptions<AnteroomOptions> options, TimeProvider time)
+/// <summary>What the drop-in APIs share: the reception, the queue's view of models, the clock and stream settings.</summary>
+internal sealed class DropInDesk(Reception reception, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time)
 {
     private readonly DateTimeOffset _startedAt = time.GetUtcNow();
 
     public Reception Reception => reception;
 
-    public Scheduler Scheduler => scheduler;
+    public IRequestQueue Queue => queue;
 
     public TimeProvider Time => time;
 
@@ -21,27 +21,27 @@ internal sealed class DropInDesk(Reception reception, Scheduler scheduler, IOpti
     public DateTimeOffset StartedAt => _startedAt;
 
     /// <summary>The union of the models of every healthy backend that the caller's tier may use.</summary>
-    public IReadOnlyList<string> HealthyModels(Identity.Caller caller) =>
-        [.. scheduler.Snapshot().Backends.Where(b => b.Healthy).SelectMany(b => b.Models)
+    public async Task<IReadOnlyList<string>> HealthyModelsAsync(Identity.Caller caller, CancellationToken cancellationToken) =>
+        [.. (await queue.GetSnapshotAsync(cancellationToken)).Backends.Where(b => b.Healthy).SelectMany(b => b.Models)
             .Distinct(StringComparer.Ordinal).Where(caller.MayUse).Order(StringComparer.Ordinal)];
 
     /// <summary>
     /// Why a request for <paramref name="model"/> could not run now, judged as admission would judge it (the
     /// caller's tier, a backend that serves it, a healthy one), for answers that need no queue; null when it could.
     /// </summary>
-    public Denial? CheckModel(Identity.Caller caller, string model)
+    public async Task<Denial?> CheckModelAsync(Identity.Caller caller, string model, CancellationToken cancellationToken)
     {
         if (Reception.ModelDenial(caller, model) is { } denial)
         {
             return denial;
         }
 
-        if (!scheduler.Models.Contains(model))
+        if (!queue.Models.Contains(model))
         {
             return new Denial(StatusCodes.Status404NotFound, "model_not_found", $"No backend serves model '{model}'.", Field: "model");
         }
 
-        return scheduler.EstimateWait(model) is null
+        return await queue.EstimateWaitAsync(model, cancellationToken) is null
             ? new Denial(StatusCodes.Status503ServiceUnavailable, "no_healthy_backend",
                 $"No healthy backend serves model '{model}' right now.", TimeSpan.FromSeconds(options.Value.Health.ProbeSeconds))
             : null;

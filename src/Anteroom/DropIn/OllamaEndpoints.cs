@@ -23,9 +23,9 @@ internal static class OllamaEndpoints
         app.MapPost("/api/generate", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OllamaShape.Generate));
         app.MapPost("/api/embed", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OllamaShape.Embed));
         app.MapPost("/api/embeddings", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OllamaShape.LegacyEmbedding));
-        app.MapGet("/api/tags", (HttpContext context, DropInDesk desk) =>
-            Results.Json(new OllamaTags([.. desk.HealthyModels(context.Caller()).Select(model => Entry(model, desk.StartedAt))]), OllamaJson.Wire.OllamaTags));
-        app.MapGet("/api/ps", Running);
+        app.MapGet("/api/tags", async (HttpContext context, DropInDesk desk) =>
+            Results.Json(new OllamaTags([.. (await desk.HealthyModelsAsync(context.Caller(), context.RequestAborted)).Select(model => Entry(model, desk.StartedAt))]), OllamaJson.Wire.OllamaTags));
+        app.MapGet("/api/ps", RunningAsync);
         app.MapGet("/api/version", () => Results.Json(new OllamaVersion(CompatibleVersion), OllamaJson.Wire.OllamaVersion));
         app.MapPost("/api/show", ShowAsync);
     }
@@ -56,7 +56,7 @@ internal static class OllamaEndpoints
             {
                 // An empty prompt asks Ollama to load the model: nothing to queue, but the same model and tier
                 // checks as a generation, so it never tells a caller a model exists that it may not use.
-                var refusal = desk.CheckModel(context.Caller(), parsed.Generation.Model);
+                var refusal = await desk.CheckModelAsync(context.Caller(), parsed.Generation.Model, context.RequestAborted);
                 await (refusal is null ? Loaded(parsed, shape) : Refused(refusal, parsed.Generation.Model)).ExecuteAsync(context);
                 return;
             }
@@ -67,7 +67,7 @@ internal static class OllamaEndpoints
                 Relay = new RelayPayload(RelayPath(shape), body.Bytes, parsed.Stream),
                 EmbeddingInputs = parsed.EmbeddingInputs,
             };
-            var reply = desk.Reception.Admit(arrival);
+            var reply = await desk.Reception.AdmitAsync(arrival);
             // This connection's hold on the request: released when the handler ends, however it ends.
             using var hold = reply.Hold;
             if (reply.Request is not { } request)
@@ -187,11 +187,11 @@ internal static class OllamaEndpoints
             : Results.Json(new OllamaGenerateFinal(model, createdAt, "", true, "load", [], 0, 0, 0, 0, 0, 0), OllamaJson.Wire.OllamaGenerateFinal);
     }
 
-    private static IResult Running(HttpContext context, DropInDesk desk)
+    private static async Task<IResult> RunningAsync(HttpContext context, DropInDesk desk)
     {
         var expires = desk.Time.GetUtcNow().AddMinutes(5);
         var caller = context.Caller();
-        var models = desk.Scheduler.GetRunning().Select(lease => lease.Ticket.Model).Distinct(StringComparer.Ordinal).Where(caller.MayUse)
+        var models = (await desk.Queue.GetRunningAsync(context.RequestAborted)).Select(running => running.Model).Distinct(StringComparer.Ordinal).Where(caller.MayUse)
             .Select(model =>
             {
                 var entry = Entry(model, desk.StartedAt);
@@ -201,7 +201,7 @@ internal static class OllamaEndpoints
     }
 
     /// <summary>Asks a healthy Ollama backend that has the model; for models only OpenAI backends serve, describes it.</summary>
-    private static async Task<IResult> ShowAsync(HttpContext context, DropInDesk desk, BackendPool pool, Scheduler scheduler)
+    private static async Task<IResult> ShowAsync(HttpContext context, DropInDesk desk, BackendPool pool, IRequestQueue queue)
     {
         var (body, problem) = await JsonBody.ReadAsync(context.Request, context.RequestAborted);
         if (body is null)
@@ -218,7 +218,7 @@ internal static class OllamaEndpoints
                 return Error(StatusCodes.Status400BadRequest, "'model' is required.");
             }
 
-            var backends = scheduler.Snapshot().Backends.Where(b => b.Healthy && b.Models.Contains(model)).ToList();
+            var backends = (await queue.GetSnapshotAsync(context.RequestAborted)).Backends.Where(b => b.Healthy && b.Models.Contains(model)).ToList();
             if (backends.Count == 0 || !context.Caller().MayUse(model))
             {
                 return Error(StatusCodes.Status404NotFound, $"model '{model}' not found");

@@ -18,9 +18,9 @@ internal static class OpenAIEndpoints
         app.MapPost("/v1/chat/completions", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OpenAIShape.Chat));
         app.MapPost("/v1/completions", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OpenAIShape.Completion));
         app.MapPost("/v1/embeddings", (HttpContext context, DropInDesk desk) => HandleAsync(context, desk, OpenAIShape.Embedding));
-        app.MapGet("/v1/models", (HttpContext context, DropInDesk desk) =>
-            Results.Json(new OpenAIModelList([.. desk.HealthyModels(context.Caller()).Select(desk.OpenAIModel)]), OpenAIJson.Default.OpenAIModelList));
-        app.MapGet("/v1/models/{**id}", (HttpContext context, string id, DropInDesk desk) => desk.HealthyModels(context.Caller()).Contains(id)
+        app.MapGet("/v1/models", async (HttpContext context, DropInDesk desk) =>
+            Results.Json(new OpenAIModelList([.. (await desk.HealthyModelsAsync(context.Caller(), context.RequestAborted)).Select(desk.OpenAIModel)]), OpenAIJson.Default.OpenAIModelList));
+        app.MapGet("/v1/models/{**id}", async (HttpContext context, string id, DropInDesk desk) => (await desk.HealthyModelsAsync(context.Caller(), context.RequestAborted)).Contains(id)
             ? Results.Json(desk.OpenAIModel(id), OpenAIJson.Default.OpenAIModel)
             : Error(StatusCodes.Status404NotFound, $"The model '{id}' does not exist.", "not_found_error", "model", "model_not_found"));
     }
@@ -70,7 +70,7 @@ internal static class OpenAIEndpoints
                 Relay = new RelayPayload(path, body.Bytes, parsed.Stream),
                 EmbeddingInputs = parsed.EmbeddingInputs,
             };
-            var reply = desk.Reception.Admit(arrival);
+            var reply = await desk.Reception.AdmitAsync(arrival);
             // This connection's hold on the request: released when the handler ends, however it ends.
             using var hold = reply.Hold;
             if (reply.Rates is { } rates)

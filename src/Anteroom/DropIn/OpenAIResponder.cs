@@ -71,9 +71,9 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
         return ValueTask.CompletedTask;
     }
 
-    public override ValueTask IdleAsync(CancellationToken cancellationToken)
+    public override async ValueTask IdleAsync(CancellationToken cancellationToken)
     {
-        if (Desk.Scheduler.GetPlace(Request.Ticket) is { } place)
+        if (await Desk.Queue.GetPlaceAsync(Request.Id, cancellationToken) is { } place)
         {
             WriteQueuedComment(place.Position, (long)place.EstimatedWait.TotalMilliseconds);
         }
@@ -81,8 +81,6 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
         {
             Writer.Write(KeepAlive);
         }
-
-        return ValueTask.CompletedTask;
     }
 
     /// <summary>An error event and [DONE], as a failed stream ends; relayed chunks end on whole events.</summary>

@@ -14,13 +14,13 @@ internal sealed partial class BackendPool : IDisposable
 {
     private readonly Dictionary<string, Member> _members = new(StringComparer.Ordinal);
     private readonly HttpClient _http;
-    private readonly Scheduler _scheduler;
+    private readonly IRequestQueue _queue;
     private readonly TimeProvider _time;
     private readonly ILogger<BackendPool> _log;
 
-    public BackendPool(IOptions<AnteroomOptions> options, Scheduler scheduler, TimeProvider time, ILogger<BackendPool> log)
+    public BackendPool(IOptions<AnteroomOptions> options, IRequestQueue queue, TimeProvider time, ILogger<BackendPool> log)
     {
-        _scheduler = scheduler;
+        _queue = queue;
         _time = time;
         _log = log;
         // One handler for every backend: pooled connections, no overall timeout (streams last minutes); stalls
@@ -122,13 +122,14 @@ internal sealed partial class BackendPool : IDisposable
     /// </summary>
     private void Apply(Member member, Func<BackendCircuit, CircuitChange> step)
     {
+        var told = ValueTask.CompletedTask;
         lock (member.Gate)
         {
             switch (step(member.Circuit))
             {
                 case CircuitChange.Opened:
                     LogBackendUnhealthy(member.Name);
-                    _scheduler.SetBackendHealth(member.Name, false);
+                    told = _queue.SetBackendHealthAsync(member.Name, false);
                     if (member.Circuit.TrialDueAt is { } due)
                     {
                         member.ArmCooldown(Max(due - _time.GetUtcNow(), TimeSpan.Zero));
@@ -138,14 +139,21 @@ internal sealed partial class BackendPool : IDisposable
 
                 case CircuitChange.HalfOpened:
                     LogBackendOnTrial(member.Name);
-                    _scheduler.AllowBackendTrial(member.Name);
+                    told = _queue.AllowBackendTrialAsync(member.Name);
                     break;
 
                 case CircuitChange.Closed:
                     LogBackendRecovered(member.Name);
-                    _scheduler.SetBackendHealth(member.Name, true);
+                    told = _queue.SetBackendHealthAsync(member.Name, true);
                     break;
             }
+        }
+
+        // Told under the member's lock, so a queue sees one backend's changes in the order they happened; the
+        // in-process queue has taken the change when the call returns, a remote one is awaited here, outside it.
+        if (!told.IsCompletedSuccessfully)
+        {
+            _ = ObserveAsync(told.AsTask(), member.Name);
         }
     }
 
@@ -159,6 +167,21 @@ internal sealed partial class BackendPool : IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backend {Backend} has rested; one trial request may go through")]
     private partial void LogBackendOnTrial(string backend);
+
+    private async Task ObserveAsync(Task told, string backend)
+    {
+        try
+        {
+            await told;
+        }
+        catch (Exception exception)
+        {
+            LogQueueNotTold(exception, backend);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The request queue was not told of backend {Backend}'s health")]
+    private partial void LogQueueNotTold(Exception exception, string backend);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backend {Backend} answers again and takes requests")]
     private partial void LogBackendRecovered(string backend);
@@ -219,7 +242,7 @@ internal sealed class BackendHealthProbe(BackendPool pool, IOptions<AnteroomOpti
 /// accounts hold nothing.
 /// </summary>
 internal sealed class RequestSweeper(
-    Requests.RequestRegistry registry, Limits.RateLimits rates, Scheduler scheduler, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
+    Requests.RequestRegistry registry, Limits.RateLimits rates, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -229,7 +252,7 @@ internal sealed class RequestSweeper(
         {
             registry.Sweep(time.GetUtcNow() - retain);
             rates.Sweep();
-            scheduler.ForgetIdleUsers();
+            await queue.ForgetIdleUsersAsync(stoppingToken);
         }
     }
 }

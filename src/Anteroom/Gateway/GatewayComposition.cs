@@ -81,7 +81,7 @@ internal static partial class GatewayComposition
         services.AddOptions<AnteroomOptions>().Bind(configuration.GetSection(AnteroomOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AnteroomOptions>, AnteroomOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton(CreateScheduler);
+        services.AddSingleton(CreateRequestQueue);
         services.AddSingleton<BackendPool>();
         services.AddSingleton(provider => new BackendsView(
             provider.GetRequiredService<IOptions<AnteroomOptions>>(), provider.GetService<EmbeddedSimulator>()));
@@ -222,7 +222,7 @@ internal static partial class GatewayComposition
         return !uri.IsLoopback && !string.Equals(uri.Host, "localhost", StringComparison.OrdinalIgnoreCase);
     }
 
-    private static Scheduler CreateScheduler(IServiceProvider provider)
+    private static IRequestQueue CreateRequestQueue(IServiceProvider provider)
     {
         var options = provider.GetRequiredService<IOptions<AnteroomOptions>>().Value;
         var queue = options.Queue;
@@ -244,7 +244,7 @@ internal static partial class GatewayComposition
             },
         };
         var backends = options.Backends.Select(b => new BackendDefinition(b.Name!, b.Slots, b.Models));
-        return new Scheduler(schedulerOptions, backends, provider.GetRequiredService<TimeProvider>());
+        return RequestQueue.CreateInProcess(schedulerOptions, backends, provider.GetRequiredService<TimeProvider>());
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Anteroom is listening: open {Url} for the chat page")]

@@ -19,12 +19,12 @@ internal static class NativeEndpoints
     {
         app.MapPost("/chat/stream", ChatStreamAsync);
         app.MapPost("/chat", ChatAsync);
-        app.MapGet("/queue/requests", Mine);
+        app.MapGet("/queue/requests", MineAsync);
         app.MapDelete("/queue/requests", CancelMine);
         app.MapGet("/queue/requests/{id}/events", EventsAsync);
-        app.MapGet("/queue/requests/{id}", Status);
+        app.MapGet("/queue/requests/{id}", StatusAsync);
         app.MapDelete("/queue/requests/{id}", Cancel);
-        app.MapGet("/queue/status", QueueStatusOf);
+        app.MapGet("/queue/status", QueueStatusOfAsync);
         app.MapGet("/models", Models);
         app.MapConversations();
     }
@@ -106,14 +106,14 @@ internal static class NativeEndpoints
         await FollowAsync(context, request, afterId, options.Value, time);
     }
 
-    private static IResult Status(HttpContext context, string id, RequestRegistry registry, Scheduler scheduler, TimeProvider time) =>
+    private static async Task<IResult> StatusAsync(HttpContext context, string id, RequestRegistry registry, IRequestQueue queue, TimeProvider time) =>
         registry.Find(id, context.Caller()) is { } request
-            ? Results.Json(StatusOf(request, scheduler, time), NativeJson.Default.RequestStatus)
+            ? Results.Json(await StatusOfAsync(request, queue, time, context.RequestAborted), NativeJson.Default.RequestStatus)
             : NotFound(id);
 
-    private static IResult Mine(HttpContext context, RequestRegistry registry, Scheduler scheduler, TimeProvider time) =>
+    private static async Task<IResult> MineAsync(HttpContext context, RequestRegistry registry, IRequestQueue queue, TimeProvider time) =>
         Results.Json(
-            new RequestList([.. registry.OwnedBy(context.Caller().Owner).Select(r => StatusOf(r, scheduler, time))]),
+            new RequestList(await Task.WhenAll(registry.OwnedBy(context.Caller().Owner).Select(r => StatusOfAsync(r, queue, time, context.RequestAborted)))),
             NativeJson.Default.RequestList);
 
     private static IResult CancelMine(HttpContext context, RequestRegistry registry)
@@ -127,10 +127,10 @@ internal static class NativeEndpoints
         return Results.Json(new CancelledRequests([.. live.Select(r => r.Id)]), NativeJson.Default.CancelledRequests);
     }
 
-    private static RequestStatus StatusOf(LiveRequest request, Scheduler scheduler, TimeProvider time)
+    private static async Task<RequestStatus> StatusOfAsync(LiveRequest request, IRequestQueue queue, TimeProvider time, CancellationToken cancellationToken)
     {
         var ticket = request.Ticket;
-        var place = scheduler.GetPlace(ticket);
+        var place = ticket.State == TicketState.Waiting ? await queue.GetPlaceAsync(ticket.Id, cancellationToken) : null;
         var waitedUntil = ticket.FirstDispatchedAt ?? ticket.EndedAt ?? time.GetUtcNow();
         return new RequestStatus(
             ticket.Id,
@@ -165,22 +165,22 @@ internal static class NativeEndpoints
         return Results.Accepted($"/queue/requests/{id}");
     }
 
-    private static IResult QueueStatusOf(HttpContext context, Scheduler scheduler, BackendsView backends, TimeProvider time)
+    private static async Task<IResult> QueueStatusOfAsync(HttpContext context, IRequestQueue requestQueue, BackendsView backends, TimeProvider time)
     {
         string caller = context.Caller().Owner;
-        var snapshot = scheduler.Snapshot();
+        var snapshot = await requestQueue.GetSnapshotAsync(context.RequestAborted);
         var now = time.GetUtcNow();
-        var queue = scheduler.GetWaiting(limitPerModel: 100).Select(w =>
+        var queue = (await requestQueue.GetWaitingAsync(limitPerModel: 100, context.RequestAborted)).Select(w =>
         {
-            bool yours = string.Equals(w.Ticket.Owner, caller, StringComparison.Ordinal);
+            bool yours = string.Equals(w.Owner, caller, StringComparison.Ordinal);
             // Other users' requests show where they stand, never who they are, what they asked nor their ids.
             return new QueueEntry(
-                w.Position, w.Ticket.Model, yours ? "you" : "another user",
-                GenerationRunner.Milliseconds(now - w.Ticket.ArrivedAt), yours, yours ? w.Ticket.Id : null);
+                w.Position, w.Model, yours ? "you" : "another user",
+                GenerationRunner.Milliseconds(now - w.ArrivedAt), yours, yours ? w.Id : null);
         }).ToList();
 
         return Results.Json(new QueueStatus(
-            scheduler.Policy == SchedulingPolicy.Fifo ? "fifo" : "fair",
+            requestQueue.Policy == SchedulingPolicy.Fifo ? "fifo" : "fair",
             backends.Simulated,
             snapshot.Waiting,
             snapshot.Running,
@@ -212,10 +212,10 @@ internal static class NativeEndpoints
         [.. snapshot.Backends.Select(b => new BackendStatus(
             b.Name, backends.ProtocolName(b.Name), b.Slots, b.Running, b.Healthy, b.Models, b.Completed, Math.Round(b.Utilisation, 4)))];
 
-    private static IResult Models(HttpContext context, Scheduler scheduler, Reception reception, BackendsView backends)
+    private static IResult Models(HttpContext context, IRequestQueue queue, Reception reception, BackendsView backends)
     {
         var caller = context.Caller();
-        var models = scheduler.Models.Where(caller.MayUse).Order(StringComparer.Ordinal).ToList();
+        var models = queue.Models.Where(caller.MayUse).Order(StringComparer.Ordinal).ToList();
         string defaultModel = models.Contains(reception.DefaultModel) || models.Count == 0 ? reception.DefaultModel : models[0];
         return Results.Json(new ModelsList(models, defaultModel, backends.Simulated), NativeJson.Default.ModelsList);
     }
@@ -262,7 +262,7 @@ internal static class NativeEndpoints
             turn = new ConversationTurn(conversationId, body.Generation.Messages[^1].Content);
         }
 
-        var reply = reception.Admit(new Arrival(caller, generation)
+        var reply = await reception.AdmitAsync(new Arrival(caller, generation)
         {
             ReconnectGrace = body.ReconnectGrace,
             MaxWait = body.MaxWait,

@@ -12,7 +12,7 @@ namespace Anteroom.Requests;
 /// the backend it was given, relays the tokens, and ends it exactly once — completed, failed, cancelled or timed
 /// out — with the slot freed on every path.
 /// </summary>
-internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool pool, TimeProvider time, ILogger<GenerationRunner> log)
+internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool pool, TimeProvider time, ILogger<GenerationRunner> log)
 {
     public async Task RunAsync(LiveRequest request)
     {
@@ -23,7 +23,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                 var dispatch = await WaitForSlotAsync(request);
                 if (dispatch.Lease is not { } lease)
                 {
-                    EndWithoutSlot(request, dispatch.Outcome);
+                    await EndWithoutSlotAsync(request, dispatch.Outcome);
                     return;
                 }
 
@@ -38,7 +38,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         {
             // A bug, not a backend failure: still end the request and free what it holds.
             LogRunnerFailed(exception, request.Id);
-            scheduler.Cancel(request.Ticket);
+            await queue.CancelAsync(request.Id);
             if (request.EndedAt is null)
             {
                 EndFailed(request, new RequestFailure("internal_error", "Anteroom failed to run this request."));
@@ -49,13 +49,13 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
     private async Task<Dispatch> WaitForSlotAsync(LiveRequest request)
     {
         var ticket = request.Ticket;
-        var dispatched = scheduler.WaitForSlotAsync(ticket, request.Stopping);
+        var dispatched = queue.WaitForSlotAsync(ticket, request.Stopping).AsTask();
         WaitingPlace? published = null;
         while (!dispatched.IsCompleted)
         {
             // Read the version before the place: a change after this read wakes the wait below.
-            long version = scheduler.ChangeVersion;
-            if (scheduler.GetPlace(ticket) is { } place && IsWorthTelling(published, place))
+            long version = queue.ChangeVersion;
+            if (await queue.GetPlaceAsync(ticket.Id) is { } place && IsWorthTelling(published, place))
             {
                 published = place;
                 request.Events.Append("queued", Serialize(
@@ -63,7 +63,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     NativeJson.Default.QueuedEvent));
             }
 
-            await Task.WhenAny(dispatched, scheduler.WaitForChangeAsync(version));
+            await Task.WhenAny(dispatched, queue.WaitForChangeAsync(version).AsTask());
         }
 
         return await dispatched;
@@ -357,12 +357,12 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         request.End("done", Serialize(done, NativeJson.Default.DoneEvent));
     }
 
-    private void EndWithoutSlot(LiveRequest request, TicketOutcome outcome)
+    private async Task EndWithoutSlotAsync(LiveRequest request, TicketOutcome outcome)
     {
         if (outcome == TicketOutcome.TimedOut)
         {
             var waited = time.GetUtcNow() - request.Ticket.ArrivedAt;
-            var retryAfter = scheduler.EstimateWait(request.Ticket.Model);
+            var retryAfter = await queue.EstimateWaitAsync(request.Ticket.Model);
             EndFailed(request, new RequestFailure("timeout", $"Waited {waited.TotalSeconds:0.#} s for a slot without getting one.")
             {
                 RetryAfter = retryAfter is { } wait && wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : retryAfter,

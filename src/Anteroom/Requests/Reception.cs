@@ -90,7 +90,7 @@ internal readonly record struct Reply(LiveRequest? Request, LiveRequest.Attachme
 /// once, its tokens are settled, it is logged, and a conversation's turn is stored.
 /// </summary>
 internal sealed partial class Reception(
-    Scheduler scheduler,
+    IRequestQueue queue,
     RequestRegistry registry,
     GenerationRunner runner,
     RateLimits rates,
@@ -112,7 +112,12 @@ internal sealed partial class Reception(
 
     public TimeSpan MaxReconnectGrace { get; } = TimeSpan.FromSeconds(options.Value.Stream.MaxReconnectGraceSeconds);
 
-    public Reply Admit(Arrival ask)
+    /// <summary>
+    /// Admits or refuses the request. It takes no cancellation token: an admission torn half-way would leave a
+    /// ticket in the queue with nobody to hold it, while a client that leaves right after is seen by the hold
+    /// taken at once.
+    /// </summary>
+    public async ValueTask<Reply> AdmitAsync(Arrival ask)
     {
         var caller = ask.Caller;
         var tier = caller.Tier;
@@ -138,7 +143,7 @@ internal sealed partial class Reception(
             return Refuse(id, ask, RateDenial(decision, tier), decision.State);
         }
 
-        var admission = scheduler.Admit(new TicketRequest
+        var admission = await queue.AdmitAsync(new TicketRequest
         {
             Id = id,
             Owner = caller.Owner,

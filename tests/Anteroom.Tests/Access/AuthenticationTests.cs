@@ -32,7 +32,7 @@ public sealed class AuthenticationTests
         Assert.Equal(HttpStatusCode.Unauthorized, ollama.StatusCode);
         Assert.Contains("API key", (await ErrorAsync(ollama, ct)).GetString(), StringComparison.Ordinal);
         Assert.Equal("Bearer", native.Headers.WwwAuthenticate.Single().Scheme);
-        Assert.Equal(0, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(0, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 
     [Fact]
@@ -253,7 +253,7 @@ public sealed class AuthenticationTests
         Assert.Equal(HttpStatusCode.OK, script.StatusCode);
         Assert.Equal(HttpStatusCode.TooManyRequests, scriptAgain.StatusCode);
         Assert.Equal(HttpStatusCode.TooManyRequests, scriptViaHeader.StatusCode);
-        var owners = gateway.Scheduler.GetRunning().Select(l => l.Ticket.Owner).Concat(gateway.Scheduler.GetWaiting().Select(w => w.Ticket.Owner)).Order().ToList();
+        var owners = (await gateway.Queue.GetRunningAsync()).Select(r => r.Owner).Concat((await gateway.Queue.GetWaitingAsync()).Select(w => w.Owner)).Order().ToList();
         Assert.Equal(["app:chatbot/bob", "app:chatbot/carol", "app:chatbot/dave", "user:script"], owners);
         gateway.Simulator(OllamaBackend).Release();
     }

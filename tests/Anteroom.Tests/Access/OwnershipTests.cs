@@ -26,7 +26,7 @@ public sealed class OwnershipTests
         string id = Id(await CreateAsync(alice, ct));
         await ChatAsync(alice, new { conversation_id = id, message = "Alice's secret plans", max_tokens = 4 }, ct);
         var before = await GetAsync(alice, id, ct);
-        long admittedBefore = gateway.Scheduler.Snapshot().Admitted;
+        long admittedBefore = (await gateway.Queue.GetSnapshotAsync()).Admitted;
 
         var read = await SendAsync(bob, HttpMethod.Get, $"conversations/{id}", HttpStatusCode.NotFound, ct);
         var renamed = await SendAsync(bob, HttpMethod.Patch, $"conversations/{id}", HttpStatusCode.NotFound, ct, new { title = "Bob was here" });
@@ -43,7 +43,7 @@ public sealed class OwnershipTests
             read.GetProperty("error").GetProperty("message").GetString());
         Assert.Empty(bobsList);
         Assert.Equal(before.GetRawText(), after.GetRawText());
-        Assert.Equal(admittedBefore, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(admittedBefore, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 
     [Fact]

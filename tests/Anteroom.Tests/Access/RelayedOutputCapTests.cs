@@ -60,6 +60,6 @@ public sealed class RelayedOutputCapTests
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal(field, (await ErrorAsync(response, ct)).GetProperty("param").GetString());
-        Assert.Equal(0, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(0, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 }

@@ -29,7 +29,7 @@ public sealed class SecurityTests
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, ollama.StatusCode);
         Assert.Contains("larger", (await ErrorAsync(ollama, ct)).GetString(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, conversation.StatusCode);
-        Assert.Equal(0, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(0, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 
     [Theory]

@@ -183,7 +183,7 @@ public sealed class SessionTests
         Assert.Equal(HttpStatusCode.OK, subdomain.StatusCode);
         Assert.Equal(HttpStatusCode.MisdirectedRequest, notListed.StatusCode);
         Assert.Equal(HttpStatusCode.OK, anyName.StatusCode);
-        Assert.Equal(0, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(0, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 
     [Theory]

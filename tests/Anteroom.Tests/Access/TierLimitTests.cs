@@ -46,7 +46,7 @@ public sealed class TierLimitTests
         Assert.Equal([OnOllamaBackend], openAIModels.RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()));
         Assert.Equal([OnOllamaBackend], ollamaTags.RootElement.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()));
         Assert.Equal([OnOllamaBackend], nativeModels.RootElement.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
-        Assert.Equal(1, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(1, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 
     [Theory]
@@ -108,7 +108,7 @@ public sealed class TierLimitTests
         Assert.Equal(HttpStatusCode.TooManyRequests, fourth.StatusCode);
         Assert.Equal("requests_per_minute_limit", await ErrorCodeAsync(fourth, ct));
         Assert.Equal(HttpStatusCode.OK, bobFirst.StatusCode);
-        Assert.Equal(3, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(3, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 
     [Fact]
@@ -175,7 +175,7 @@ public sealed class TierLimitTests
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Equal("user_queue_full", await ErrorCodeAsync(refused, ct));
         Assert.Equal(HttpStatusCode.OK, bob2.StatusCode);
-        var weights = gateway.Scheduler.GetWaiting().ToDictionary(w => w.Ticket.Id, w => (w.Ticket.Owner, w.Ticket.Weight));
+        var weights = (await gateway.Queue.GetWaitingAsync()).ToDictionary(w => w.Id, w => (w.Owner, w.Weight));
         Assert.Contains(weights.Values, w => w == ("user:alice", 4.0));
         Assert.Contains(weights.Values, w => w == ("user:bob", 1.0));
         gateway.Simulator(OllamaBackend).Release();

@@ -179,10 +179,11 @@ public sealed class GatewayMetricsTests
     }
 
     [Fact]
-    public void Points_GivePercentilesAndRates_OverTheSecondsEachBucketCovers()
+    public async Task Points_GivePercentilesAndRates_OverTheSecondsEachBucketCovers()
     {
         var (metrics, time) = Create();
-        using var scheduler = new Scheduler(new SchedulerOptions(), [new BackendDefinition("gpu", 1, ["m"])], time);
+        var queue = RequestQueue.CreateInProcess(new SchedulerOptions(), [new BackendDefinition("gpu", 1, ["m"])], time);
+        using var disposable = (IDisposable)queue;
         time.Advance(TimeSpan.FromSeconds(14));
         for (int i = 1; i <= 20; i++)
         {
@@ -193,7 +194,7 @@ public sealed class GatewayMetricsTests
         metrics.Refused("queue_full");
         metrics.Refused("queue_full");
 
-        var view = AdminViews.Metrics(metrics, 2, scheduler.Snapshot());
+        var view = AdminViews.Metrics(metrics, 2, await queue.GetSnapshotAsync());
 
         var (first, current) = (view.Points[0], view.Points[1]);
         Assert.Equal((1000L, 1900L, 20), (first.WaitP50Ms, first.WaitP95Ms, first.Waits));

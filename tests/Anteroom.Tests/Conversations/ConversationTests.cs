@@ -278,7 +278,7 @@ public sealed class ConversationTests
         Assert.Equal(("invalid_request", "conversation_id"), Error(numericId));
         Assert.Empty(Messages(stored));
         Assert.Equal(DefaultTitle, Text(stored, "title"));
-        Assert.Equal(0, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(0, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 
     [Fact]
@@ -293,7 +293,7 @@ public sealed class ConversationTests
 
         Assert.Equal(("conversation_not_found", "conversation_id"), Error(chat));
         Assert.Equal(("conversation_not_found", "conversation_id"), Error(stream));
-        Assert.Equal(0, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(0, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 
     [Fact]

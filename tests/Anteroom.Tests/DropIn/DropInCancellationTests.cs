@@ -56,7 +56,7 @@ public sealed class DropInCancellationTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
         await gateway.WaitForSchedulerAsync(s => s.Cancelled == 1 && s.Waiting == 0, ct);
 
-        Assert.Equal(1, gateway.Scheduler.Snapshot().Running);
+        Assert.Equal(1, (await gateway.Queue.GetSnapshotAsync()).Running);
         simulator.Release();
     }
 

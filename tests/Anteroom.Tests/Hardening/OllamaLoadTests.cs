@@ -38,7 +38,7 @@ public sealed class OllamaLoadTests
         Assert.Contains("may not use model", (await ErrorAsync(forbidden, ct)).GetString(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
         Assert.Contains("\"done_reason\":\"load\"", await allowed.Content.ReadAsStringAsync(ct), StringComparison.Ordinal);
-        Assert.Equal(0, gateway.Scheduler.Snapshot().Admitted);
+        Assert.Equal(0, (await gateway.Queue.GetSnapshotAsync()).Admitted);
     }
 
     [Fact]
@@ -46,7 +46,7 @@ public sealed class OllamaLoadTests
     {
         var ct = Within30Seconds();
         await using var gateway = await StartWithAccessAsync(keysMode: false);
-        gateway.Scheduler.SetBackendHealth(OllamaBackend, false);
+        await gateway.Queue.SetBackendHealthAsync(OllamaBackend, false);
 
         using var response = await gateway.Client().PostAsJsonAsync("api/generate", new { model = OnOllamaBackend }, ct);
 

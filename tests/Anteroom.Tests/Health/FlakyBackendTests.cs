@@ -37,6 +37,6 @@ public sealed class FlakyBackendTests
         Assert.DoesNotContain(HttpStatusCode.ServiceUnavailable, responses);
         // One request in a cycle meets all three failures in a row and fails; the rest are served.
         Assert.True(responses.Count(s => s == HttpStatusCode.OK) >= 32, string.Join(", ", responses));
-        Assert.True(gateway.Scheduler.IsBackendHealthy("gpu"));
+        Assert.True((await gateway.Queue.GetSnapshotAsync()).Backends.Single(b => b.Name == "gpu").Healthy);
     }
 }
