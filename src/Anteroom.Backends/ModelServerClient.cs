@@ -39,6 +39,11 @@ public static class ModelServerClient
                 nameof(options), idleTimeout, "IdleTimeout must be positive and at most 49 days, or Timeout.InfiniteTimeSpan.");
         }
 
+        if (options.MaxAnswerBytes < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxAnswerBytes, "MaxAnswerBytes must be positive.");
+        }
+
         if (options.TimeProvider is null)
         {
             throw new ArgumentException("TimeProvider must not be null.", nameof(options));
@@ -51,7 +56,7 @@ public static class ModelServerClient
             _ => throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "Unknown backend protocol."),
         };
 
-        return new HttpModelServerClient(dialect, httpClient, WithTrailingSlash(baseAddress), idleTimeout, options.TimeProvider);
+        return new HttpModelServerClient(dialect, httpClient, WithTrailingSlash(baseAddress), idleTimeout, options.TimeProvider, options.MaxAnswerBytes);
     }
 
     // Relative paths resolve against the last segment's parent, so "http://host/prefix" would lose "prefix".

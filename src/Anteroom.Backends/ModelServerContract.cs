@@ -91,6 +91,12 @@ public enum BackendFailure
 
     /// <summary>The backend sent something that does not parse as its protocol.</summary>
     ProtocolViolation,
+
+    /// <summary>
+    /// A whole (non-streamed) answer was larger than the client may hold (<see cref="ModelServerClientOptions.MaxAnswerBytes"/>).
+    /// What the request asked for made it so (log probabilities, echoed prompts), not the backend's health.
+    /// </summary>
+    TooLarge,
 }
 
 /// <summary>A failure reported by a model server or met while talking to it.</summary>
@@ -214,4 +220,7 @@ public sealed class ModelServerClientOptions
 
     /// <summary>The clock behind the idle timeout.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>The largest whole (non-streamed) relayed answer read into memory; a larger one fails as <see cref="BackendFailure.TooLarge"/>.</summary>
+    public int MaxAnswerBytes { get; set; } = 64 * 1024 * 1024;
 }

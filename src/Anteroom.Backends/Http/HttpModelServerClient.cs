@@ -7,9 +7,6 @@ namespace Anteroom.Backends.Http;
 /// <summary>The request/response choreography both protocols share; the <see cref="IBackendDialect"/> does the rest.</summary>
 internal sealed class HttpModelServerClient : IModelServerClient
 {
-    // A single relayed body is held whole to read its usage; embeddings of a large batch are the biggest ones.
-    private const int MaxRelayedBodyBytes = 64 * 1024 * 1024;
-
     // Error bodies are short; this only keeps a proxy's error page from being buffered without end.
     private const int MaxRelayedErrorBodyBytes = 1024 * 1024;
 
@@ -22,9 +19,13 @@ internal sealed class HttpModelServerClient : IModelServerClient
     private readonly Uri _modelsUri;
     private readonly TimeSpan _idleTimeout;
     private readonly TimeProvider _timeProvider;
+    private readonly int _maxAnswerBytes;
 
-    public HttpModelServerClient(IBackendDialect dialect, HttpClient httpClient, Uri baseAddress, TimeSpan idleTimeout, TimeProvider timeProvider)
+    public HttpModelServerClient(
+        IBackendDialect dialect, HttpClient httpClient, Uri baseAddress, TimeSpan idleTimeout, TimeProvider timeProvider, int maxAnswerBytes)
     {
+        // A whole relayed body is held to read its usage; embeddings of a large batch are the biggest ones.
+        _maxAnswerBytes = maxAnswerBytes;
         _dialect = dialect;
         _httpClient = httpClient;
         _baseAddress = baseAddress;
@@ -168,14 +169,14 @@ internal sealed class HttpModelServerClient : IModelServerClient
                     else
                     {
                         using var body = new PooledBody();
-                        if (await ReadWholeAsync(call, body, MaxRelayedBodyBytes).ConfigureAwait(false) is { } cut)
+                        if (await ReadWholeAsync(call, body, _maxAnswerBytes).ConfigureAwait(false) is { } cut)
                         {
                             last = RelayChunk.Failed(cut);
                         }
                         else if (!body.Complete)
                         {
                             last = RelayChunk.Failed(new BackendError(
-                                BackendFailure.ProtocolViolation, $"The response body is larger than {MaxRelayedBodyBytes} bytes."));
+                                BackendFailure.TooLarge, $"The answer is larger than the {_maxAnswerBytes} bytes this gateway holds for one request."));
                         }
                         else
                         {

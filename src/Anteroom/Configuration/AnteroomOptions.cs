@@ -221,6 +221,13 @@ public sealed class StreamOptions
     /// dropped beyond it, and a reader that falls further behind is cut off and its request stopped.
     /// </summary>
     public long MaxBufferedBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// The most bytes of a whole (non-streamed) relayed answer. It is held complete until its client has it, so what
+    /// a request can make it carry beyond its tokens (log probabilities, an echoed prompt) is bounded here; a larger
+    /// answer fails with 502 <c>answer_too_large</c>.
+    /// </summary>
+    public int MaxAnswerBytes { get; set; } = 8 * 1024 * 1024;
 }
 
 /// <summary>Backend health checking.</summary>

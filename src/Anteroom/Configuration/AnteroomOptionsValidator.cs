@@ -115,6 +115,11 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
                 $"(got {health.WindowSeconds}, {health.CooldownSeconds}, {health.MinimumRequests}, {health.FailureRatePercent}).";
         }
 
+        if (options.Stream.MaxAnswerBytes < 64 * 1024)
+        {
+            yield return $"{root}:Stream:MaxAnswerBytes must be at least 65536 (got {options.Stream.MaxAnswerBytes}).";
+        }
+
         if (options.Stream.MaxBufferedBytes < 64 * 1024)
         {
             yield return $"{root}:Stream:MaxBufferedBytes must be at least 65536 (got {options.Stream.MaxBufferedBytes}).";

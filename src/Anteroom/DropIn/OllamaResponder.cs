@@ -111,9 +111,9 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
                 return OllamaEndpoints.Error(StatusCodes.Status409Conflict, $"request cancelled ({Request.StopReason})");
             default:
                 var failure = Request.Failure!;
-                // Ollama answers 500 for any failure of its own; only a timeout is the queue's 503.
-                int failureStatus = failure.Code == "timeout" ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status500InternalServerError;
-                return RetryAfterResult.Wrap(OllamaEndpoints.Error(failureStatus, failure.Message), failure.RetryAfter);
+                // Not Ollama's own 500: the failure is a backend's (502) or the queue's (503), and a 500 would say
+                // Anteroom itself broke. Ollama's clients read the error text whatever the status.
+                return RetryAfterResult.Wrap(OllamaEndpoints.Error(failure.HttpStatus, failure.Message), failure.RetryAfter);
         }
     }
 }

@@ -38,6 +38,7 @@ internal sealed partial class BackendPool : IDisposable
         {
             IdleTimeout = TimeSpan.FromSeconds(options.Value.Health.IdleTimeoutSeconds),
             TimeProvider = time,
+            MaxAnswerBytes = options.Value.Stream.MaxAnswerBytes,
         };
         foreach (var backend in options.Value.Backends)
         {

@@ -270,7 +270,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
                     }
                     else
                     {
-                        EndFailed(request, new RequestFailure("backend_error", error.Message, chunk.ErrorWasRelayed));
+                        EndFailed(request, new RequestFailure(CodeOf(error), error.Message, chunk.ErrorWasRelayed));
                     }
 
                     return false;
@@ -307,9 +307,14 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
         return false;
     }
 
-    /// <summary>A backend's own refusal of the request (a 4xx) would be the same anywhere; anything else may not be.</summary>
+    /// <summary>
+    /// A backend's own refusal of the request (a 4xx) would be the same anywhere, and so would an answer too large to
+    /// hold; anything else may not be.
+    /// </summary>
     private static bool IsWorthRetrying(BackendError error) =>
-        error.Failure != BackendFailure.ErrorStatus || error.StatusCode is null or >= 500;
+        error.Failure != BackendFailure.TooLarge && (error.Failure != BackendFailure.ErrorStatus || error.StatusCode is null or >= 500);
+
+    private static string CodeOf(BackendError error) => error.Failure == BackendFailure.TooLarge ? "answer_too_large" : "backend_error";
 
     /// <summary>
     /// After a failure before anything reached the client: puts the ticket back for another backend. When that is

@@ -18,7 +18,7 @@ internal sealed record RequestFailure(string Code, string Message, bool RelayedT
     public int HttpStatus => Code switch
     {
         "timeout" => StatusCodes.Status503ServiceUnavailable,
-        "backend_error" => StatusCodes.Status502BadGateway,
+        "backend_error" or "answer_too_large" => StatusCodes.Status502BadGateway,
         _ => StatusCodes.Status500InternalServerError,
     };
 }
