@@ -70,7 +70,11 @@ public abstract partial class RequestQueueContractTests
         await using var h = Harness(new SchedulerOptions { MaxWaitingPerUser = 5, MaxInFlightPerUser = 10 }, Backend("gpu", 1, "m"));
         TicketRequest Ask(string owner, int? maxWaiting, int? maxInFlight) => new()
         {
-            Id = Guid.NewGuid().ToString("N"), Owner = owner, Model = "m", MaxWaiting = maxWaiting, MaxInFlight = maxInFlight,
+            Id = Guid.NewGuid().ToString("N"),
+            Owner = owner,
+            Model = "m",
+            MaxWaiting = maxWaiting,
+            MaxInFlight = maxInFlight,
         };
 
         await h.AdmitAsync("bob");
