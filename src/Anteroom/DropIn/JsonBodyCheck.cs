@@ -10,7 +10,8 @@ namespace Anteroom.DropIn;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Relayed bodies reach backends byte for byte, and backends do not all read JSON alike. The gateway matches field
+/// Relayed bodies reach backends byte for byte (but for their output-length values, spliced in place by
+/// <see cref="Requests.OutputLengthSplice"/>), and backends do not all read JSON alike. The gateway matches field
 /// names exactly, and System.Text.Json and Python take the last of two equal names. Ollama (Go's
 /// <c>encoding/json</c>) matches a struct field by exact name, or else by a case fold (ASCII letters to upper case,
 /// any other rune to <c>ToUpper(ToLower(r))</c>, so <c>ſ</c> reads as <c>S</c> and the Kelvin sign as <c>K</c>),
@@ -32,7 +33,8 @@ namespace Anteroom.DropIn;
 /// <para>
 /// With these gone, each field the gateway reads appears at most once, spelled exactly, and every reader
 /// (exact, folding, first-wins or last-wins) finds the same value there, so the original bytes can be relayed
-/// unchanged rather than re-serialized (which would also have to decide what the client meant).
+/// rather than re-serialized (which would also have to decide what the client meant), and the output-length fields
+/// the splice finds by exact (unescaped) name are the only ones any backend reads.
 /// </para>
 /// <para>
 /// Cost: one forward pass of <see cref="Utf8JsonReader"/> over the bytes. Names and strings are checked in place;

@@ -13,14 +13,14 @@ namespace Anteroom.Tests.DropIn;
 /// </summary>
 public sealed class FieldSpellingTests
 {
-    private const string Small = "small:1b";
-    private const string Big = "big:70b";
-    private const string SmallOnOpenAI = "small-oa:1b";
-    private const string BigOnOpenAI = "big-oa:70b";
-    private const int Cap = 8;
+    internal const string Small = "small:1b";
+    internal const string Big = "big:70b";
+    internal const string SmallOnOpenAI = "small-oa:1b";
+    internal const string BigOnOpenAI = "big-oa:70b";
+    internal const int Cap = 8;
 
-    /// <summary>Keys mode; tier "small" may use only the small model of each backend, with an output cap.</summary>
-    private static async Task<(TestGateway Gateway, HttpClient Client)> StartAsync()
+    /// <summary>Keys mode; tier "small" may use only the small model of each backend, with an output cap; both backends record the bodies they get.</summary>
+    internal static async Task<(TestGateway Gateway, HttpClient Client)> StartAsync()
     {
         static Simulator.SimulatorOptions Serving(params string[] models)
         {
