@@ -20,8 +20,13 @@ namespace Anteroom.DropIn;
 /// </para>
 /// <list type="bullet">
 /// <item>two names in one object that are equal under Go's fold (exact duplicates included), anywhere in the body:
-/// which one a reader takes differs by reader, and deep inside a body the gateway cannot know whether a backend
-/// reads a struct (folded) or a map (exact), so it assumes the fold;</item>
+/// which one a reader takes differs by reader. Some places are exact-key maps in Go (Ollama's <c>options</c>, a
+/// tool's parameter <c>properties</c>), where <c>id</c> and <c>ID</c> are two keys, but which places are maps and
+/// which are structs differs between Ollama versions and between the servers one OpenAI route may front (Ollama's
+/// <c>/v1</c> decodes structs; vLLM and llama.cpp match exactly). A list of map places would have to follow every
+/// backend's version, and a place it got wrong would let two readers see different values; refusing costs only a
+/// 400 naming the second name, for data (a schema, arguments) that uses two names differing only in case, which the
+/// client can rename. So the fold applies everywhere;</item>
 /// <item>a name that folds to a field the gateway reads at that place but is spelled otherwise (<c>Model</c>,
 /// <c>Max_Tokens</c>, <c>options.Num_Predict</c>): the gateway would not see it, a Go backend would read it as that
 /// field. Only the places the gateway reads are checked (the top level, <c>options</c>, <c>stream_options</c>,

@@ -113,6 +113,26 @@ public sealed class FieldSpellingTests
     }
 
     /// <summary>
+    /// Even where a backend reads exact-key maps (a tool's parameter properties), two names differing only in case
+    /// are refused: which places are maps differs by backend and version (see JsonBodyCheck).
+    /// </summary>
+    [Fact]
+    public async Task ToolSchemaPropertiesDifferingOnlyInCase_AreRefusedWith400NamingTheSecond()
+    {
+        var ct = Within30Seconds();
+        var (gateway, client) = await StartAsync();
+        await using var _ = gateway;
+        string body = """{"model":"small-oa:1b","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"id":{"type":"string"},"ID":{"type":"string"}}}}}]}""";
+
+        using var response = await client.PostAsync("v1/chat/completions", Json(body), ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = await ErrorAsync(response, ct);
+        Assert.Equal("duplicate_field", error.GetProperty("code").GetString());
+        Assert.Equal("tools[0].function.parameters.properties.ID", error.GetProperty("param").GetString());
+    }
+
+    /// <summary>
     /// Crafted and generated bodies, every spelling of the fields the gateway reads (model, stream, each output
     /// length, options, stream_options, a message's role and content: case variants, runes Go folds to ASCII,
     /// escapes, repeats, in any order). Each is either refused for one of the reasons below or reaches the backend,
