@@ -8,7 +8,7 @@ namespace Anteroom.DropIn;
 /// </summary>
 internal sealed record BodyProblem(int Status, string Code, string Message, string? Field = null);
 
-/// <summary>A request body read whole (so it can be relayed byte for byte) and parsed.</summary>
+/// <summary>A request body read whole (so it can be relayed as sent, but for its output length) and parsed.</summary>
 internal sealed class JsonBody : IDisposable
 {
     private JsonBody(byte[] bytes, JsonDocument document)

@@ -10,7 +10,8 @@ namespace Anteroom.DropIn;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Relayed bodies reach backends byte for byte, and backends do not all read JSON alike. The gateway matches field
+/// Relayed bodies reach backends byte for byte (but for their output-length values, spliced in place by
+/// <see cref="Requests.OutputLengthSplice"/>), and backends do not all read JSON alike. The gateway matches field
 /// names exactly, and System.Text.Json and Python take the last of two equal names. Ollama (Go's
 /// <c>encoding/json</c>) matches a struct field by exact name, or else by a case fold (ASCII letters to upper case,
 /// any other rune to <c>ToUpper(ToLower(r))</c>, so <c>ſ</c> reads as <c>S</c> and the Kelvin sign as <c>K</c>),
@@ -19,8 +20,13 @@ namespace Anteroom.DropIn;
 /// </para>
 /// <list type="bullet">
 /// <item>two names in one object that are equal under Go's fold (exact duplicates included), anywhere in the body:
-/// which one a reader takes differs by reader, and deep inside a body the gateway cannot know whether a backend
-/// reads a struct (folded) or a map (exact), so it assumes the fold;</item>
+/// which one a reader takes differs by reader. Some places are exact-key maps in Go (Ollama's <c>options</c>, a
+/// tool's parameter <c>properties</c>), where <c>id</c> and <c>ID</c> are two keys, but which places are maps and
+/// which are structs differs between Ollama versions and between the servers one OpenAI route may front (Ollama's
+/// <c>/v1</c> decodes structs; vLLM and llama.cpp match exactly). A list of map places would have to follow every
+/// backend's version, and a place it got wrong would let two readers see different values; refusing costs only a
+/// 400 naming the second name, for data (a schema, arguments) that uses two names differing only in case, which the
+/// client can rename. So the fold applies everywhere;</item>
 /// <item>a name that folds to a field the gateway reads at that place but is spelled otherwise (<c>Model</c>,
 /// <c>Max_Tokens</c>, <c>options.Num_Predict</c>): the gateway would not see it, a Go backend would read it as that
 /// field. Only the places the gateway reads are checked (the top level, <c>options</c>, <c>stream_options</c>,
@@ -32,7 +38,8 @@ namespace Anteroom.DropIn;
 /// <para>
 /// With these gone, each field the gateway reads appears at most once, spelled exactly, and every reader
 /// (exact, folding, first-wins or last-wins) finds the same value there, so the original bytes can be relayed
-/// unchanged rather than re-serialized (which would also have to decide what the client meant).
+/// rather than re-serialized (which would also have to decide what the client meant), and the output-length fields
+/// the splice finds by exact (unescaped) name are the only ones any backend reads.
 /// </para>
 /// <para>
 /// Cost: one forward pass of <see cref="Utf8JsonReader"/> over the bytes. Names and strings are checked in place;

@@ -101,6 +101,8 @@ internal static class OpenAIEndpoints
         var (stream, includeUsage) = StreamFlags(fields);
         int? maxTokens = fields.Int("max_completion_tokens", 1, int.MaxValue) ?? fields.Int("max_tokens", 1, int.MaxValue);
         OnlyOneGeneration(fields, "n");
+        // Not in OpenAI's chat API, but servers that share one sampling-parameter type across both (older vLLM) read it.
+        OnlyOneGeneration(fields, "best_of");
 
         return new OpenAIRequest(Generation(fields, model, messages, GenerationKind.Chat, null, maxTokens), stream, includeUsage, null, false);
     }

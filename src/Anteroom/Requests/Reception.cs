@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Anteroom.Backends;
 using Anteroom.Configuration;
 using Anteroom.Identity;
@@ -17,7 +16,10 @@ internal enum ClientProtocol
     Ollama,
 }
 
-/// <summary>A drop-in request's original body, relayed unchanged when its backend speaks the client's protocol.</summary>
+/// <summary>
+/// A drop-in request's original body, relayed when its backend speaks the client's protocol: unchanged but for its
+/// output-length fields, held to the cap in place.
+/// </summary>
 internal sealed record RelayPayload(string Path, byte[] Body, bool Streaming);
 
 /// <summary>The conversation a native chat continues, and the new message it adds.</summary>
@@ -317,39 +319,11 @@ internal sealed partial class Reception(
         };
     }
 
-    /// <summary>The relayed body with its output length held to <paramref name="cap"/> in every field backends read.</summary>
-    internal static byte[] WithMaxTokens(byte[] body, ClientProtocol protocol, int cap)
-    {
-        var root = JsonNode.Parse(body)!.AsObject();
-        if (protocol == ClientProtocol.Ollama)
-        {
-            if (root["options"] is not JsonObject ollamaOptions)
-            {
-                ollamaOptions = [];
-                root["options"] = ollamaOptions;
-            }
-
-            // Ollama's -1 (endless) and -2 (fill the context) are no limit at all.
-            ollamaOptions["num_predict"] = Held(ollamaOptions["num_predict"], cap);
-        }
-        else
-        {
-            // max_tokens (every OpenAI-compatible server), max_completion_tokens (newer ones), n_predict (llama.cpp).
-            root["max_tokens"] = Held(root["max_tokens"], cap);
-            foreach (string alias in (string[])["max_completion_tokens", "n_predict"])
-            {
-                if (root.ContainsKey(alias))
-                {
-                    root[alias] = Held(root[alias], cap);
-                }
-            }
-        }
-
-        return System.Text.Encoding.UTF8.GetBytes(root.ToJsonString());
-    }
-
-    private static int Held(JsonNode? asked, int cap) =>
-        asked is JsonValue value && value.TryGetValue(out long tokens) && tokens > 0 ? (int)Math.Min(tokens, cap) : cap;
+    /// <summary>
+    /// The relayed body with its output length held to <paramref name="cap"/> in every field backends read, spliced
+    /// into the client's bytes (see <see cref="OutputLengthSplice"/>); the body itself when it is already held.
+    /// </summary>
+    internal static byte[] WithMaxTokens(byte[] body, ClientProtocol protocol, int cap) => OutputLengthSplice.Apply(body, protocol, cap);
 
     private static Denial RateDenial(RateDecision decision, TierOptions tier)
     {

@@ -43,6 +43,7 @@ public sealed class RelayedOutputCapTests
     [InlineData("v1/completions", "n")]
     [InlineData("v1/completions", "best_of")]
     [InlineData("v1/chat/completions", "n")]
+    [InlineData("v1/chat/completions", "best_of")]
     public async Task SeveralGenerationsInOneRequest_AreRefused_NamingTheField(string path, string field)
     {
         var ct = Within30Seconds();
