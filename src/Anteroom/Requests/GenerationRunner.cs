@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
 using Anteroom.Backends;
 using Anteroom.Gateway;
 using Anteroom.Native;
@@ -58,9 +56,8 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
             if (scheduler.GetPlace(ticket) is { } place && IsWorthTelling(published, place))
             {
                 published = place;
-                request.Events.Append("queued", Serialize(
-                    new QueuedEvent(ticket.Id, place.Position, place.QueueLength, (long)place.EstimatedWait.TotalMilliseconds),
-                    NativeJson.Default.QueuedEvent));
+                request.Events.Append(
+                    new RequestEvent.Queued(ticket.Id, place.Position, place.QueueLength, (long)place.EstimatedWait.TotalMilliseconds));
             }
 
             await Task.WhenAny(dispatched, scheduler.WaitForChangeAsync(version));
@@ -106,7 +103,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     request.GeneratedTokens = tokens;
 
                     request.Text.Append(chunk.Text);
-                    request.Events.Append("token", Serialize(new TokenEvent(chunk.Text!), NativeJson.Default.TokenEvent));
+                    request.Events.Append(new RequestEvent.Token(chunk.Text!));
                     break;
 
                 case GenerationChunkKind.Done:
@@ -191,9 +188,8 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
     {
         var ticket = request.Ticket;
         request.StartedAt = lease.StartedAt;
-        request.Events.Append("started", Serialize(
-            new StartedEvent(ticket.Id, lease.Backend, ticket.Model, Milliseconds(lease.StartedAt - ticket.ArrivedAt), ticket.Attempts),
-            NativeJson.Default.StartedEvent));
+        request.Events.Append(
+            new RequestEvent.Started(ticket.Id, lease.Backend, ticket.Model, Milliseconds(lease.StartedAt - ticket.ArrivedAt), ticket.Attempts));
     }
 
     /// <summary>
@@ -243,7 +239,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                         relayed = true;
                     }
 
-                    request.Events.Append("raw", chunk.Bytes.ToArray());
+                    request.Events.Append(new RequestEvent.Relayed(chunk.Bytes.ToArray()));
                     break;
 
                 case RelayChunkKind.Done:
@@ -265,7 +261,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                         // The backend refused the request itself (a 4xx): the client gets its answer as it was.
                         request.RelayedStatus = refusal.StatusCode;
                         request.RelayedContentType = refusal.ContentType;
-                        request.Events.Append("raw", errorBody ?? []);
+                        request.Events.Append(new RequestEvent.Relayed(errorBody ?? []));
                         EndFailed(request, new RequestFailure("backend_error", error.Message, RelayedToClient: true));
                     }
                     else
@@ -341,11 +337,11 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
     {
         request.Failure = failure;
         long? retryAfterMs = failure.RetryAfter is { } retry ? (long)Math.Ceiling(retry.TotalMilliseconds) : null;
-        request.End("error", Serialize(new ErrorEvent(failure.Code, failure.Message, retryAfterMs), NativeJson.Default.ErrorEvent));
+        request.End(new RequestEvent.Error(failure.Code, failure.Message, retryAfterMs));
     }
 
     private static void EndCancelled(LiveRequest request) =>
-        request.End("cancelled", Serialize(new CancelledEvent(request.StopReason), NativeJson.Default.CancelledEvent));
+        request.End(new RequestEvent.Cancelled(request.StopReason));
 
     private void EndCompleted(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
     {
@@ -354,7 +350,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         request.FinishReason = finishReason;
         var done = Done(request, lease, finishReason, usage);
         request.Timings = done.Timings;
-        request.End("done", Serialize(done, NativeJson.Default.DoneEvent));
+        request.End(done);
     }
 
     private void EndWithoutSlot(LiveRequest request, TicketOutcome outcome)
@@ -373,7 +369,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         EndCancelled(request);
     }
 
-    private DoneEvent Done(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
+    private RequestEvent.Done Done(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
     {
         var ticket = request.Ticket;
         var now = time.GetUtcNow();
@@ -382,9 +378,9 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         double? tokensPerSecond = usage.CompletionTokens > 1 && generating > TimeSpan.Zero
             ? Math.Round((usage.CompletionTokens - 1) / generating.TotalSeconds, 1)
             : null;
-        return new DoneEvent(
+        return new RequestEvent.Done(
             finishReason,
-            new UsageBody(usage.PromptTokens, usage.CompletionTokens, usage.TotalTokens),
+            usage,
             new TimingsBody(
                 Milliseconds((ticket.FirstDispatchedAt ?? lease.StartedAt) - ticket.ArrivedAt),
                 ttft,
@@ -394,8 +390,6 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
     }
 
     internal static long Milliseconds(TimeSpan span) => (long)Math.Max(0, span.TotalMilliseconds);
-
-    internal static byte[] Serialize<T>(T value, JsonTypeInfo<T> type) => JsonSerializer.SerializeToUtf8Bytes(value, type);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Request {RequestId} failed inside Anteroom")]
     private partial void LogRunnerFailed(Exception exception, string requestId);
