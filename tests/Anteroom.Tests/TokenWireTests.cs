@@ -11,6 +11,8 @@ using Anteroom.Requests;
 using Anteroom.Scheduling;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Anteroom.Tests;
 
@@ -76,10 +78,46 @@ public sealed class TokenWireTests
             await Written(sink, pipe));
     }
 
+    [Theory]
+    [MemberData(nameof(Texts))]
+    public async Task AnOllamaToken_IsWrittenAsTheChunkRecordsSerialize_ApostrophesAndAllAsOllamaWritesThem(string text)
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 12, 30, 45, TimeSpan.Zero).AddTicks(1234567));
+        var (request, context, pipe) = Request();
+        // The desk's queue and reception serve other answers; a token needs only its clock.
+        var desk = new DropInDesk(null!, null!, Options.Create(new AnteroomOptions()), time);
+        string createdAt = OllamaResponder.Timestamp(time.GetUtcNow());
+        var chat = new OllamaResponder(context, request, desk, OllamaShape.Chat, stream: true);
+
+        await chat.WriteAsync(new StreamEvent(1, new RequestEvent.Token(text)), default);
+
+        Assert.Equal(
+            Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(
+                new OllamaChatChunk("m", createdAt, new OllamaMessage("assistant", text), false), OllamaJson.Wire.OllamaChatChunk)) + "\n",
+            await Written(chat, pipe));
+
+        var (_, generateContext, generatePipe) = Request();
+        var generate = new OllamaResponder(generateContext, request, desk, OllamaShape.Generate, stream: true);
+        await generate.WriteAsync(new StreamEvent(1, new RequestEvent.Token(text)), default);
+        Assert.Equal(
+            Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(
+                new OllamaGenerateChunk("m", createdAt, text, false), OllamaJson.Wire.OllamaGenerateChunk)) + "\n",
+            await Written(generate, generatePipe));
+    }
+
     private static string Frame(ChatCompletionChunk chunk) =>
         "data: " + Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(chunk, OpenAIJson.Default.ChatCompletionChunk)) + "\n\n";
 
     private static (LiveRequest Request, IEventSink Sink, Pipe Pipe) OpenAI(OpenAIShape shape)
+    {
+        var (request, context, pipe) = Request();
+        // The desk serves only keep-alives and queue comments, which tokens never reach.
+        var sink = new OpenAIResponder(context, request, null!, shape, new OpenAIRequest(request.Generation, true, false, null, false));
+        return (request, sink, pipe);
+    }
+
+    /// <summary>A request for model <c>m</c>, and a response whose body is a pipe.</summary>
+    private static (LiveRequest Request, HttpContext Context, Pipe Pipe) Request()
     {
         var scheduler = new Scheduler(new SchedulerOptions(), [new BackendDefinition("gpu", 1, ["m"])]);
         var ticket = scheduler.Admit(new TicketRequest { Id = "req_0123456789abcdef", Owner = "user", Model = "m" }).Ticket!;
@@ -89,9 +127,7 @@ public sealed class TokenWireTests
         var pipe = new Pipe();
         var context = new DefaultHttpContext();
         context.Features.Set<IHttpResponseBodyFeature>(new PipeBody(pipe.Writer));
-        // The desk serves only keep-alives and queue comments, which tokens never reach.
-        var sink = new OpenAIResponder(context, request, null!, shape, new OpenAIRequest(generation, true, false, null, false));
-        return (request, sink, pipe);
+        return (request, context, pipe);
     }
 
     private static async Task<string> Written(IEventSink sink, Pipe pipe)
