@@ -1,4 +1,5 @@
 using Anteroom.Benchmarks;
 using BenchmarkDotNet.Running;
 
-BenchmarkSwitcher.FromAssembly(typeof(SchedulerBenchmarks).Assembly).Run(args, new SchedulerBenchmarkConfig());
+// Each benchmark class carries its own job (SchedulerBenchmarkConfig, TokenPathBenchmarkConfig).
+BenchmarkSwitcher.FromAssembly(typeof(SchedulerBenchmarks).Assembly).Run(args);

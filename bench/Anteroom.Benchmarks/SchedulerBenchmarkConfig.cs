@@ -14,7 +14,6 @@ public sealed class SchedulerBenchmarkConfig : ManualConfig
 {
     public SchedulerBenchmarkConfig()
     {
-        Add(DefaultConfig.Instance);
         AddJob(Job.Default
             .WithId("Scheduler")
             .WithLaunchCount(3)

@@ -15,7 +15,7 @@ namespace Anteroom.Benchmarks;
 /// within an iteration the queue holds between N and N + <see cref="OperationsPerIteration"/> tickets.
 /// <see cref="EnqueueThenCancel"/> is the same work measured as a steady-state pair with no setup at all, as a check.
 /// </remarks>
-[MemoryDiagnoser]
+[Config(typeof(SchedulerBenchmarkConfig))]
 public class SchedulerBenchmarks
 {
     public const int OperationsPerIteration = 512;

@@ -5,7 +5,8 @@ namespace Anteroom.Tests;
 /// <summary>The event log keeps a bounded tail of a request's events and tells its readers when they fell out of it.</summary>
 public sealed class EventLogTests
 {
-    private static byte[] Bytes(int count) => new byte[count];
+    /// <summary>Relayed bytes count exactly their length, which keeps the budgets below easy to read.</summary>
+    private static RequestEvent.Relayed Bytes(int count) => new(new byte[count]);
 
     private static List<long> IdsAfter(EventLog log, long afterId, out LogRead read)
     {
@@ -20,7 +21,7 @@ public sealed class EventLogTests
         var log = new EventLog(maxBytes: 300);
         for (int i = 0; i < 3; i++)
         {
-            log.Append("token", Bytes(100));
+            log.Append(Bytes(100));
         }
 
         Assert.Equal([1, 2, 3], IdsAfter(log, 0, out var read));
@@ -34,7 +35,7 @@ public sealed class EventLogTests
         var log = new EventLog(maxBytes: 300);
         for (int i = 0; i < 5; i++)
         {
-            log.Append("token", Bytes(100));
+            log.Append(Bytes(100));
         }
 
         Assert.Equal(3, log.FirstKeptId);
@@ -47,12 +48,13 @@ public sealed class EventLogTests
     public void AnEventLargerThanTheBudget_IsKeptAlone_SoTheEndCanAlwaysBeRead()
     {
         var log = new EventLog(maxBytes: 300);
-        log.Append("token", Bytes(100));
-        log.Append("done", Bytes(1000), final: true);
+        var end = new RequestEvent.Error("backend_error", new string('x', 1000), null);
+        log.Append(Bytes(100));
+        log.Append(end);
 
         Assert.Equal([2], IdsAfter(log, 1, out var read));
         Assert.Equal(LogRead.Complete, read);
-        Assert.Equal(1000, log.BufferedBytes);
+        Assert.Equal(end.Size, log.BufferedBytes);
     }
 
     [Fact]
@@ -61,7 +63,7 @@ public sealed class EventLogTests
         var log = new EventLog(maxBytes: 200);
         for (int i = 0; i < 4; i++)
         {
-            log.Append("token", Bytes(100));
+            log.Append(Bytes(100));
         }
 
         Assert.Empty(IdsAfter(log, 0, out var fromStart));
@@ -77,11 +79,11 @@ public sealed class EventLogTests
     {
         var log = new EventLog(maxBytes: 200);
         using var behind = log.Follow(0);
-        log.Append("token", Bytes(100));
-        log.Append("token", Bytes(100));
+        log.Append(Bytes(100));
+        log.Append(Bytes(100));
         Assert.False(behind.Overran.IsCancellationRequested);
 
-        log.Append("token", Bytes(100));
+        log.Append(Bytes(100));
 
         Assert.True(behind.Overran.IsCancellationRequested);
     }
@@ -92,18 +94,18 @@ public sealed class EventLogTests
         var log = new EventLog(maxBytes: 200);
         using var keepingUp = log.Follow(0);
         using var justBehind = log.Follow(0);
-        log.Append("token", Bytes(100));
-        log.Append("token", Bytes(100));
+        log.Append(Bytes(100));
+        log.Append(Bytes(100));
         keepingUp.Position = 2;
         justBehind.Position = 1;
 
         // Event 1 is dropped: neither reader still needs it.
-        log.Append("token", Bytes(100));
+        log.Append(Bytes(100));
         Assert.False(keepingUp.Overran.IsCancellationRequested);
         Assert.False(justBehind.Overran.IsCancellationRequested);
 
         // Event 2 is dropped: the reader that has not been given it is cut off; the other is not.
-        log.Append("token", Bytes(100));
+        log.Append(Bytes(100));
         Assert.False(keepingUp.Overran.IsCancellationRequested);
         Assert.True(justBehind.Overran.IsCancellationRequested);
     }
@@ -115,8 +117,8 @@ public sealed class EventLogTests
         var left = log.Follow(0);
         left.Dispose();
 
-        log.Append("token", Bytes(100));
-        log.Append("token", Bytes(100));
+        log.Append(Bytes(100));
+        log.Append(Bytes(100));
 
         Assert.Equal(2, log.FirstKeptId);
     }
@@ -128,7 +130,7 @@ public sealed class EventLogTests
         using var cursor = log.Follow(0);
         for (int i = 0; i < 1000; i++)
         {
-            log.Append("token", Bytes(1000));
+            log.Append(Bytes(1000));
         }
 
         Assert.Equal(1000, IdsAfter(log, 0, out _).Count);
@@ -141,7 +143,7 @@ public sealed class EventLogTests
         var log = new EventLog(maxBytes: 1000);
         for (int i = 0; i < 10_000; i++)
         {
-            log.Append("token", Bytes(100));
+            log.Append(Bytes(100));
         }
 
         Assert.Equal(Enumerable.Range(9_991, 10).Select(i => (long)i), IdsAfter(log, 9_990, out _));
@@ -152,9 +154,19 @@ public sealed class EventLogTests
     public void AppendingAfterTheEnd_IsRefused()
     {
         var log = new EventLog(maxBytes: 1000);
-        log.Append("done", Bytes(10), final: true);
+        log.Append(new RequestEvent.Cancelled("cancelled_by_user"));
 
-        Assert.Throws<InvalidOperationException>(() => log.Append("token", Bytes(10)));
+        Assert.Throws<InvalidOperationException>(() => log.Append(new RequestEvent.Token("late")));
         Assert.True(log.IsComplete);
+    }
+
+    [Fact]
+    public void AToken_CountsItsTextInUtf8_AndASmallOverhead()
+    {
+        var ascii = new RequestEvent.Token("abcd");
+        var accented = new RequestEvent.Token("éééé");
+
+        Assert.Equal(4, accented.Size - ascii.Size);
+        Assert.InRange(ascii.Size - 4, 1, 64);
     }
 }

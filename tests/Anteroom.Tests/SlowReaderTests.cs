@@ -59,7 +59,7 @@ public sealed class SlowReaderTests
         var request = gateway.Registry.Get(id)!;
         var ending = await request.Ended.WaitAsync(ct);
 
-        Assert.Equal("cancelled", ending.Type);
+        Assert.Equal("cancelled", ending.Name);
         Assert.Equal(LogFollower.SlowReader, request.StopReason);
         Assert.True(request.Events.BufferedBytes <= Buffer, $"{request.Events.BufferedBytes} bytes kept");
         // The backend was stopped, not left to finish an answer nobody can receive whole; the slot is free.

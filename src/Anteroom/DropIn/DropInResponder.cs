@@ -33,7 +33,7 @@ internal abstract class DropInResponder(HttpContext context, LiveRequest request
             }
 
             var ending = await request.Ended.WaitAsync(aborted);
-            await Answer(ending.Type).ExecuteAsync(context);
+            await Answer(ending).ExecuteAsync(context);
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException && aborted.IsCancellationRequested)
         {
@@ -45,7 +45,7 @@ internal abstract class DropInResponder(HttpContext context, LiveRequest request
     protected abstract void PrepareStream(HttpResponse response);
 
     /// <summary>The whole answer of a non-streaming request that ended as <paramref name="ending"/>.</summary>
-    protected abstract IResult Answer(string ending);
+    protected abstract IResult Answer(RequestEnding ending);
 
     public abstract ValueTask WriteAsync(StreamEvent streamEvent, CancellationToken cancellationToken);
 

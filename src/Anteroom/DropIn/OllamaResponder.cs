@@ -1,9 +1,9 @@
 using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Anteroom.Gateway;
-using Anteroom.Native;
 using Anteroom.Requests;
 
 namespace Anteroom.DropIn;
@@ -18,36 +18,41 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
     : DropInResponder(context, request, desk, stream)
 {
     private const long NanosecondsPerMillisecond = 1_000_000;
+    private const string TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'";
+    private const int TimestampLength = 28;
     private static readonly byte[] NewLine = "\n"u8.ToArray();
+    // As OllamaJson.Wire writes text: Ollama leaves apostrophes and the like unescaped.
+    private static readonly JsonWriterOptions WireWriting = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    private Utf8JsonWriter? _jsonWriter;
 
     /// <summary>RFC 3339 in UTC with fractional seconds, as Ollama writes <c>created_at</c>.</summary>
-    public static string Timestamp(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+    public static string Timestamp(DateTimeOffset at) => at.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture);
+
+    /// <summary>One JSON writer for the stream, pointed at the response for each line.</summary>
+    private Utf8JsonWriter JsonWriter => _jsonWriter ??= new Utf8JsonWriter(Writer, WireWriting);
 
     protected override void PrepareStream(HttpResponse response) => response.ContentType = "application/x-ndjson";
 
     public override ValueTask WriteAsync(StreamEvent streamEvent, CancellationToken cancellationToken)
     {
-        switch (streamEvent.Type)
+        switch (streamEvent.Event)
         {
-            case "raw" when Request.RelayedStatus is < 400:
-                Writer.Write(streamEvent.Data);
+            case RequestEvent.Relayed relayed when Request.RelayedStatus is < 400:
+                Writer.Write(relayed.Bytes);
                 break;
-            case "token":
-                var text = JsonSerializer.Deserialize(streamEvent.Data, NativeJson.Default.TokenEvent)!.Text;
-                WriteLine(shape == OllamaShape.Chat
-                    ? JsonSerializer.SerializeToUtf8Bytes(new OllamaChatChunk(Request.Ticket.Model, Timestamp(Desk.Time.GetUtcNow()), new OllamaMessage("assistant", text), false), OllamaJson.Wire.OllamaChatChunk)
-                    : JsonSerializer.SerializeToUtf8Bytes(new OllamaGenerateChunk(Request.Ticket.Model, Timestamp(Desk.Time.GetUtcNow()), text, false), OllamaJson.Wire.OllamaGenerateChunk));
+            case RequestEvent.Token token:
+                WriteTokenLine(token.Text);
                 break;
-            case "done" when Request.RelayedStatus is null:
+            case RequestEvent.Done when Request.RelayedStatus is null:
                 WriteLine(Final(""));
                 break;
-            case "error" when Request.Failure is { RelayedToClient: true } && Request.RelayedStatus is < 400:
+            case RequestEvent.Error when Request.Failure is { RelayedToClient: true } && Request.RelayedStatus is < 400:
                 break;
-            case "error":
+            case RequestEvent.Error:
                 WriteLine(JsonSerializer.SerializeToUtf8Bytes(new OllamaErrorBody(Request.Failure!.Message), OllamaJson.Wire.OllamaErrorBody));
                 break;
-            case "cancelled":
+            case RequestEvent.Cancelled:
                 WriteLine(JsonSerializer.SerializeToUtf8Bytes(new OllamaErrorBody($"request cancelled ({Request.StopReason})"), OllamaJson.Wire.OllamaErrorBody));
                 break;
         }
@@ -60,6 +65,38 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
     /// <summary>Ollama's own error line; relayed chunks end on whole lines, so it starts a line of its own.</summary>
     public override void WriteCutOff(long lastId, string code, string message) =>
         WriteLine(JsonSerializer.SerializeToUtf8Bytes(new OllamaErrorBody($"{code}: {message}"), OllamaJson.Wire.OllamaErrorBody));
+
+    /// <summary>
+    /// One token's line, written straight into the response exactly as <see cref="OllamaJson.Wire"/> writes the
+    /// <see cref="OllamaChatChunk"/> (or <see cref="OllamaGenerateChunk"/>) for it: it is the one line per generated
+    /// token, so it allocates nothing.
+    /// </summary>
+    private void WriteTokenLine(string text)
+    {
+        Span<char> createdAt = stackalloc char[TimestampLength];
+        Desk.Time.GetUtcNow().UtcDateTime.TryFormat(createdAt, out int length, TimestampFormat, CultureInfo.InvariantCulture);
+        var json = JsonWriter;
+        json.Reset(Writer);
+        json.WriteStartObject();
+        json.WriteString("model"u8, Request.Ticket.Model);
+        json.WriteString("created_at"u8, createdAt[..length]);
+        if (shape == OllamaShape.Chat)
+        {
+            json.WriteStartObject("message"u8);
+            json.WriteString("role"u8, "assistant"u8);
+            json.WriteString("content"u8, text);
+            json.WriteEndObject();
+        }
+        else
+        {
+            json.WriteString("response"u8, text);
+        }
+
+        json.WriteBoolean("done"u8, false);
+        json.WriteEndObject();
+        json.Flush();
+        Writer.Write(NewLine);
+    }
 
     private void WriteLine(byte[] json)
     {
@@ -88,7 +125,7 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
                 OllamaJson.Wire.OllamaGenerateFinal);
     }
 
-    protected override IResult Answer(string ending)
+    protected override IResult Answer(RequestEnding ending)
     {
         if (Request.RelayedStatus is { } status)
         {
@@ -97,17 +134,17 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
 
         switch (ending)
         {
-            case "done" when shape == OllamaShape.Embed:
+            case RequestEvent.Done when shape == OllamaShape.Embed:
                 var vectors = Request.Embeddings ?? [];
                 var timings = Request.Timings;
                 return Results.Json(
                     new OllamaEmbedResult(Request.Ticket.Model, vectors, (timings?.TotalMs ?? 0) * NanosecondsPerMillisecond, 0, Request.Usage?.PromptTokens ?? 0),
                     OllamaJson.Wire.OllamaEmbedResult);
-            case "done" when shape == OllamaShape.LegacyEmbedding:
+            case RequestEvent.Done when shape == OllamaShape.LegacyEmbedding:
                 return Results.Json(new OllamaLegacyEmbedding(Request.Embeddings is [var first, ..] ? first : []), OllamaJson.Wire.OllamaLegacyEmbedding);
-            case "done":
+            case RequestEvent.Done:
                 return Results.Bytes(Final(Request.Text.ToString()), "application/json; charset=utf-8");
-            case "cancelled":
+            case RequestEvent.Cancelled:
                 return OllamaEndpoints.Error(StatusCodes.Status409Conflict, $"request cancelled ({Request.StopReason})");
             default:
                 var failure = Request.Failure!;

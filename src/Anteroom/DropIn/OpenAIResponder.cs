@@ -4,7 +4,6 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Anteroom.Gateway;
-using Anteroom.Native;
 using Anteroom.Requests;
 
 namespace Anteroom.DropIn;
@@ -26,6 +25,10 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
     private readonly string _id = (shape == OpenAIShape.Chat ? "chatcmpl-" : "cmpl-") + request.Id[4..];
     private readonly long _created = request.CreatedAt.ToUnixTimeSeconds();
     private bool _roleSent;
+    private Utf8JsonWriter? _jsonWriter;
+
+    /// <summary>One JSON writer for the stream, pointed at the response for each chunk.</summary>
+    private Utf8JsonWriter JsonWriter => _jsonWriter ??= new Utf8JsonWriter(Writer);
 
     protected override void PrepareStream(HttpResponse response)
     {
@@ -36,19 +39,18 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
 
     public override ValueTask WriteAsync(StreamEvent streamEvent, CancellationToken cancellationToken)
     {
-        switch (streamEvent.Type)
+        switch (streamEvent.Event)
         {
-            case "queued":
-                var queued = JsonSerializer.Deserialize(streamEvent.Data, NativeJson.Default.QueuedEvent)!;
+            case RequestEvent.Queued queued:
                 WriteQueuedComment(queued.Position, queued.EtaMs);
                 break;
-            case "raw" when Request.RelayedStatus is < 400:
-                Writer.Write(streamEvent.Data);
+            case RequestEvent.Relayed relayed when Request.RelayedStatus is < 400:
+                Writer.Write(relayed.Bytes);
                 break;
-            case "token":
-                WriteData(Chunk(JsonSerializer.Deserialize(streamEvent.Data, NativeJson.Default.TokenEvent)!.Text, null, null));
+            case RequestEvent.Token token:
+                WriteTokenChunk(token.Text);
                 break;
-            case "done" when Request.RelayedStatus is null:
+            case RequestEvent.Done when Request.RelayedStatus is null:
                 WriteData(Chunk(null, Request.FinishReason ?? "stop", null));
                 if (parsed.IncludeUsage)
                 {
@@ -57,13 +59,13 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
 
                 Writer.Write(DoneFrame);
                 break;
-            case "error" when Request.Failure is { RelayedToClient: true } && Request.RelayedStatus is < 400:
+            case RequestEvent.Error when Request.Failure is { RelayedToClient: true } && Request.RelayedStatus is < 400:
                 // The backend's own error event was relayed, and its [DONE] after it.
                 break;
-            case "error":
+            case RequestEvent.Error:
                 WriteStreamError(Request.Failure!.Message, Request.Failure.Code);
                 break;
-            case "cancelled":
+            case RequestEvent.Cancelled:
                 WriteStreamError($"The request was cancelled ({Request.StopReason}).", "cancelled");
                 break;
         }
@@ -93,6 +95,50 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
     {
         WriteData(JsonSerializer.SerializeToUtf8Bytes(new OpenAIError(new OpenAIErrorDetail(message, "api_error", null, code)), OpenAIJson.Default.OpenAIError));
         Writer.Write(DoneFrame);
+    }
+
+    /// <summary>
+    /// One token's chunk, written straight into the response exactly as <see cref="OpenAIJson"/> writes the
+    /// <see cref="ChatCompletionChunk"/> (or <see cref="TextCompletion"/>) that <see cref="Chunk"/> would build: it is
+    /// the one chunk per generated token, so it allocates nothing.
+    /// </summary>
+    private void WriteTokenChunk(string text)
+    {
+        Writer.Write(DataPrefix);
+        var json = JsonWriter;
+        json.Reset(Writer);
+        json.WriteStartObject();
+        json.WriteString("id"u8, _id);
+        json.WriteNumber("created"u8, _created);
+        json.WriteString("model"u8, Request.Ticket.Model);
+        json.WriteStartArray("choices"u8);
+        json.WriteStartObject();
+        json.WriteNumber("index"u8, 0);
+        if (shape == OpenAIShape.Completion)
+        {
+            json.WriteString("text"u8, text);
+        }
+        else
+        {
+            json.WriteStartObject("delta"u8);
+            if (!_roleSent)
+            {
+                // The first delta names the role, as OpenAI's own streams do.
+                json.WriteString("role"u8, "assistant"u8);
+                _roleSent = true;
+            }
+
+            json.WriteString("content"u8, text);
+            json.WriteEndObject();
+        }
+
+        json.WriteNull("finish_reason"u8);
+        json.WriteEndObject();
+        json.WriteEndArray();
+        json.WriteString("object"u8, shape == OpenAIShape.Completion ? "text_completion"u8 : "chat.completion.chunk"u8);
+        json.WriteEndObject();
+        json.Flush();
+        Writer.Write(FrameEnd);
     }
 
     private void WriteData(byte[] json)
@@ -128,7 +174,7 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
         return new OpenAIUsage(usage?.PromptTokens ?? 0, usage?.CompletionTokens ?? 0, usage?.TotalTokens ?? 0);
     }
 
-    protected override IResult Answer(string ending)
+    protected override IResult Answer(RequestEnding ending)
     {
         if (Request.RelayedStatus is { } status)
         {
@@ -138,17 +184,17 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
         string model = Request.Ticket.Model;
         switch (ending)
         {
-            case "done" when shape == OpenAIShape.Embedding:
+            case RequestEvent.Done when shape == OpenAIShape.Embedding:
                 return Embeddings(model);
-            case "done" when shape == OpenAIShape.Completion:
+            case RequestEvent.Done when shape == OpenAIShape.Completion:
                 return Results.Json(
                     new TextCompletion(_id, _created, model, [new TextChoice(0, Request.Text.ToString(), Request.FinishReason ?? "stop")], Usage()),
                     OpenAIJson.Default.TextCompletion);
-            case "done":
+            case RequestEvent.Done:
                 return Results.Json(
                     new ChatCompletion(_id, _created, model, [new MessageChoice(0, new AssistantMessage(Request.Text.ToString()), Request.FinishReason ?? "stop")], Usage()),
                     OpenAIJson.Default.ChatCompletion);
-            case "cancelled":
+            case RequestEvent.Cancelled:
                 return OpenAIEndpoints.Error(StatusCodes.Status409Conflict, $"The request was cancelled ({Request.StopReason}).", "api_error", null, "cancelled");
             default:
                 var failure = Request.Failure!;

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
+using System.Text.Json;
+using Anteroom.Backends;
 using Anteroom.Requests;
 
 namespace Anteroom.Native;
@@ -30,14 +32,35 @@ internal static class EventStream
         await LogFollower.FollowAsync(request, afterId, new NativeSink(response.BodyWriter), keepAlive, time, cancellationToken);
     }
 
+    /// <summary>A sink writing native events into <paramref name="writer"/> (the per-token benchmark drives one).</summary>
+    internal static IEventSink Sink(PipeWriter writer) => new NativeSink(writer);
+
+    /// <summary>Token counts as the native API shows them.</summary>
+    internal static UsageBody Usage(GenerationUsage usage) => new(usage.PromptTokens, usage.CompletionTokens, usage.TotalTokens);
+
+    /// <summary>
+    /// Writes a token's data exactly as <see cref="NativeJson"/> writes a <see cref="TokenEvent"/>, without the
+    /// record: it is the one event per generated token.
+    /// </summary>
+    internal static void WriteToken(Utf8JsonWriter json, string text)
+    {
+        json.WriteStartObject();
+        json.WriteString("text"u8, text);
+        json.WriteString("type"u8, "token"u8);
+        json.WriteEndObject();
+    }
+
     private sealed class NativeSink(PipeWriter writer) : IEventSink
     {
+        // One writer for the connection, pointed at the response for each event: a token allocates nothing here.
+        private readonly Utf8JsonWriter _json = new(writer);
+
         public ValueTask WriteAsync(StreamEvent streamEvent, CancellationToken cancellationToken)
         {
             // Relayed drop-in bytes belong to their own API's stream, not to native events.
-            if (streamEvent.Type != "raw")
+            if (streamEvent.Event is not RequestEvent.Relayed)
             {
-                Write(writer, streamEvent);
+                Write(streamEvent.Id, streamEvent.Event);
             }
 
             return ValueTask.CompletedTask;
@@ -55,25 +78,55 @@ internal static class EventStream
 
         public void WriteCutOff(long lastId, string code, string message) =>
             // The id of the last event given: a client that reconnects from it is told the rest is gone.
-            Write(writer, new StreamEvent(lastId, "error", System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
-                new ErrorEvent(code, message, null), NativeJson.Default.ErrorEvent)));
-    }
+            Write(lastId, new RequestEvent.Error(code, message, null));
 
-    private static void Write(PipeWriter writer, StreamEvent streamEvent)
-    {
-        // event: <name>\nid: <n>\ndata: <json>\n\n — the JSON has no raw newlines, so one data line is enough.
-        int size = 7 + Encoding.ASCII.GetMaxByteCount(streamEvent.Type.Length) + 5 + 20 + 7 + streamEvent.Data.Length + 2;
-        var span = writer.GetSpan(size);
-        int written = 0;
-        Append(span, ref written, "event: "u8);
-        written += Encoding.ASCII.GetBytes(streamEvent.Type, span[written..]);
-        Append(span, ref written, "\nid: "u8);
-        streamEvent.Id.TryFormat(span[written..], out int digits);
-        written += digits;
-        Append(span, ref written, "\ndata: "u8);
-        Append(span, ref written, streamEvent.Data);
-        Append(span, ref written, "\n\n"u8);
-        writer.Advance(written);
+        /// <summary>event: &lt;name&gt;\nid: &lt;n&gt;\ndata: &lt;json&gt;\n\n — the JSON has no raw newlines, so one data line is enough.</summary>
+        private void Write(long id, RequestEvent requestEvent)
+        {
+            string name = requestEvent.Name;
+            var span = writer.GetSpan(7 + name.Length + 5 + 20 + 7);
+            int written = 0;
+            Append(span, ref written, "event: "u8);
+            written += Encoding.ASCII.GetBytes(name, span[written..]);
+            Append(span, ref written, "\nid: "u8);
+            id.TryFormat(span[written..], out int digits);
+            written += digits;
+            Append(span, ref written, "\ndata: "u8);
+            writer.Advance(written);
+
+            _json.Reset(writer);
+            WriteData(requestEvent);
+            _json.Flush();
+            writer.Write("\n\n"u8);
+        }
+
+        private void WriteData(RequestEvent requestEvent)
+        {
+            switch (requestEvent)
+            {
+                case RequestEvent.Token token:
+                    WriteToken(_json, token.Text);
+                    break;
+                case RequestEvent.Queued queued:
+                    JsonSerializer.Serialize(_json, new QueuedEvent(queued.RequestId, queued.Position, queued.QueueLength, queued.EtaMs), NativeJson.Default.QueuedEvent);
+                    break;
+                case RequestEvent.Started started:
+                    JsonSerializer.Serialize(
+                        _json, new StartedEvent(started.RequestId, started.Backend, started.Model, started.WaitedMs, started.Attempt), NativeJson.Default.StartedEvent);
+                    break;
+                case RequestEvent.Done done:
+                    JsonSerializer.Serialize(_json, new DoneEvent(done.FinishReason, Usage(done.Usage), done.Timings), NativeJson.Default.DoneEvent);
+                    break;
+                case RequestEvent.Error error:
+                    JsonSerializer.Serialize(_json, new ErrorEvent(error.Code, error.Message, error.RetryAfterMs), NativeJson.Default.ErrorEvent);
+                    break;
+                case RequestEvent.Cancelled cancelled:
+                    JsonSerializer.Serialize(_json, new CancelledEvent(cancelled.Reason), NativeJson.Default.CancelledEvent);
+                    break;
+                default:
+                    throw new InvalidOperationException($"The native API has no '{requestEvent.Name}' event.");
+            }
+        }
     }
 
     private static void Append(Span<byte> span, ref int written, ReadOnlySpan<byte> bytes)

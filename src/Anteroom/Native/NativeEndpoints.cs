@@ -449,15 +449,13 @@ internal static class NativeEndpoints
 
     private static IResult EndingResult(LiveRequest request, RequestEnding ending)
     {
-        switch (ending.Type)
+        switch (ending)
         {
-            case "done":
-                var done = JsonSerializer.Deserialize(ending.Data, NativeJson.Default.DoneEvent)!;
+            case RequestEvent.Done done:
                 return Results.Json(new ChatResult(
-                    request.Id, request.Ticket.Model, request.Ticket.Backend ?? "", request.Text.ToString(), done.FinishReason, done.Usage, done.Timings),
+                    request.Id, request.Ticket.Model, request.Ticket.Backend ?? "", request.Text.ToString(), done.FinishReason, EventStream.Usage(done.Usage), done.Timings),
                     NativeJson.Default.ChatResult);
-            case "cancelled":
-                var cancelled = JsonSerializer.Deserialize(ending.Data, NativeJson.Default.CancelledEvent)!;
+            case RequestEvent.Cancelled cancelled:
                 return Error(StatusCodes.Status409Conflict, "cancelled", $"The request was cancelled ({cancelled.Reason}).");
             default:
                 var failure = request.Failure!;

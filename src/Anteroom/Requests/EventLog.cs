@@ -1,7 +1,7 @@
 namespace Anteroom.Requests;
 
-/// <summary>One event of a request's stream: its id (1, 2, …), its name and its JSON payload.</summary>
-internal readonly record struct StreamEvent(long Id, string Type, byte[] Data);
+/// <summary>One event of a request's stream: its id (1, 2, …), assigned by the log, and what happened.</summary>
+internal readonly record struct StreamEvent(long Id, RequestEvent Event);
 
 /// <summary>What <see cref="EventLog.CopyAfter"/> found.</summary>
 internal enum LogRead
@@ -21,7 +21,8 @@ internal enum LogRead
 /// reconnects with <c>Last-Event-ID</c> misses nothing it can still be given, and several can follow one request.
 /// </summary>
 /// <remarks>
-/// It keeps at most its byte budget of event data: beyond it the oldest events are dropped (never the last one),
+/// It keeps at most its byte budget of events (each counted by <see cref="RequestEvent.Size"/>: its text in UTF-8,
+/// or its relayed bytes, and a small overhead): beyond it the oldest events are dropped (never the last one),
 /// so a request whose reader does not keep up holds a bounded amount of memory, not its whole answer. A reader
 /// that needs a dropped event is told so (<see cref="LogRead.Dropped"/>), and a following reader (a
 /// <see cref="Cursor"/>) whose next event is dropped has its <see cref="Cursor.Overran"/> cancelled at once, even
@@ -39,7 +40,7 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
     private long _bytes;
     private bool _complete;
 
-    /// <summary>The most bytes of event data kept.</summary>
+    /// <summary>The most bytes of events kept.</summary>
     public long MaxBytes => maxBytes;
 
     public long LastId
@@ -65,7 +66,7 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
         }
     }
 
-    /// <summary>The bytes of event data kept now.</summary>
+    /// <summary>The bytes of events kept now.</summary>
     public long BufferedBytes
     {
         get
@@ -90,8 +91,8 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
 
     private long FirstKeptIdLocked => _lastId - (_events.Count - _head) + 1;
 
-    /// <summary>Appends an event; a final event closes the log. Appending to a closed log is a bug.</summary>
-    public void Append(string type, byte[] data, bool final = false)
+    /// <summary>Appends an event; an ending closes the log. Appending to a closed log is a bug.</summary>
+    public void Append(RequestEvent requestEvent)
     {
         TaskCompletionSource appended;
         List<Cursor>? overrun = null;
@@ -99,12 +100,12 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
         {
             if (_complete)
             {
-                throw new InvalidOperationException($"The request already ended; cannot append '{type}'.");
+                throw new InvalidOperationException($"The request already ended; cannot append '{requestEvent.Name}'.");
             }
 
-            _events.Add(new StreamEvent(++_lastId, type, data));
-            _bytes += data.Length;
-            _complete = final;
+            _events.Add(new StreamEvent(++_lastId, requestEvent));
+            _bytes += requestEvent.Size;
+            _complete = requestEvent is RequestEnding;
             appended = _appended;
             _appended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             if (_bytes > maxBytes)
@@ -174,7 +175,7 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
         // The newest event always stays: it may be the end, which every reader must still be able to learn.
         while (_bytes > maxBytes && _events.Count - _head > 1)
         {
-            _bytes -= _events[_head].Data.Length;
+            _bytes -= _events[_head].Event.Size;
             _events[_head++] = default;
         }
 

@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
 using Anteroom.Backends;
 using Anteroom.Gateway;
 using Anteroom.Native;
@@ -58,9 +56,8 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
             if (await queue.GetPlaceAsync(ticket.Id) is { } place && IsWorthTelling(published, place))
             {
                 published = place;
-                request.Events.Append("queued", Serialize(
-                    new QueuedEvent(ticket.Id, place.Position, place.QueueLength, (long)place.EstimatedWait.TotalMilliseconds),
-                    NativeJson.Default.QueuedEvent));
+                request.Events.Append(
+                    new RequestEvent.Queued(ticket.Id, place.Position, place.QueueLength, (long)place.EstimatedWait.TotalMilliseconds));
             }
 
             await Task.WhenAny(dispatched, queue.WaitForChangeAsync(version).AsTask());
@@ -106,7 +103,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
                     request.GeneratedTokens = tokens;
 
                     request.Text.Append(chunk.Text);
-                    request.Events.Append("token", Serialize(new TokenEvent(chunk.Text!), NativeJson.Default.TokenEvent));
+                    request.Events.Append(new RequestEvent.Token(chunk.Text!));
                     break;
 
                 case GenerationChunkKind.Done:
@@ -191,9 +188,8 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
     {
         var ticket = request.Ticket;
         request.StartedAt = lease.StartedAt;
-        request.Events.Append("started", Serialize(
-            new StartedEvent(ticket.Id, lease.Backend, ticket.Model, Milliseconds(lease.StartedAt - ticket.ArrivedAt), ticket.Attempts),
-            NativeJson.Default.StartedEvent));
+        request.Events.Append(
+            new RequestEvent.Started(ticket.Id, lease.Backend, ticket.Model, Milliseconds(lease.StartedAt - ticket.ArrivedAt), ticket.Attempts));
     }
 
     /// <summary>
@@ -243,7 +239,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
                         relayed = true;
                     }
 
-                    request.Events.Append("raw", chunk.Bytes.ToArray());
+                    request.Events.Append(new RequestEvent.Relayed(chunk.Bytes.ToArray()));
                     break;
 
                 case RelayChunkKind.Done:
@@ -265,7 +261,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
                         // The backend refused the request itself (a 4xx): the client gets its answer as it was.
                         request.RelayedStatus = refusal.StatusCode;
                         request.RelayedContentType = refusal.ContentType;
-                        request.Events.Append("raw", errorBody ?? []);
+                        request.Events.Append(new RequestEvent.Relayed(errorBody ?? []));
                         EndFailed(request, new RequestFailure("backend_error", error.Message, RelayedToClient: true));
                     }
                     else
@@ -346,11 +342,11 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
     {
         request.Failure = failure;
         long? retryAfterMs = failure.RetryAfter is { } retry ? (long)Math.Ceiling(retry.TotalMilliseconds) : null;
-        request.End("error", Serialize(new ErrorEvent(failure.Code, failure.Message, retryAfterMs), NativeJson.Default.ErrorEvent));
+        request.End(new RequestEvent.Error(failure.Code, failure.Message, retryAfterMs));
     }
 
     private static void EndCancelled(LiveRequest request) =>
-        request.End("cancelled", Serialize(new CancelledEvent(request.StopReason), NativeJson.Default.CancelledEvent));
+        request.End(new RequestEvent.Cancelled(request.StopReason));
 
     private void EndCompleted(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
     {
@@ -359,7 +355,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
         request.FinishReason = finishReason;
         var done = Done(request, lease, finishReason, usage);
         request.Timings = done.Timings;
-        request.End("done", Serialize(done, NativeJson.Default.DoneEvent));
+        request.End(done);
     }
 
     private async Task EndWithoutSlotAsync(LiveRequest request, TicketOutcome outcome)
@@ -378,7 +374,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
         EndCancelled(request);
     }
 
-    private DoneEvent Done(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
+    private RequestEvent.Done Done(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
     {
         var ticket = request.Ticket;
         var now = time.GetUtcNow();
@@ -387,9 +383,9 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
         double? tokensPerSecond = usage.CompletionTokens > 1 && generating > TimeSpan.Zero
             ? Math.Round((usage.CompletionTokens - 1) / generating.TotalSeconds, 1)
             : null;
-        return new DoneEvent(
+        return new RequestEvent.Done(
             finishReason,
-            new UsageBody(usage.PromptTokens, usage.CompletionTokens, usage.TotalTokens),
+            usage,
             new TimingsBody(
                 Milliseconds((ticket.FirstDispatchedAt ?? lease.StartedAt) - ticket.ArrivedAt),
                 ttft,
@@ -399,8 +395,6 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
     }
 
     internal static long Milliseconds(TimeSpan span) => (long)Math.Max(0, span.TotalMilliseconds);
-
-    internal static byte[] Serialize<T>(T value, JsonTypeInfo<T> type) => JsonSerializer.SerializeToUtf8Bytes(value, type);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Request {RequestId} failed inside Anteroom")]
     private partial void LogRunnerFailed(Exception exception, string requestId);

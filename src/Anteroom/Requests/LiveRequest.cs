@@ -5,9 +5,6 @@ using Anteroom.Scheduling;
 
 namespace Anteroom.Requests;
 
-/// <summary>How a request ended, as its holder was told.</summary>
-internal sealed record RequestEnding(string Type, byte[] Data);
-
 /// <summary>Why a request failed: a code, a message, and whether the client already saw the backend's own error.</summary>
 internal sealed record RequestFailure(string Code, string Message, bool RelayedToClient = false)
 {
@@ -132,9 +129,9 @@ internal sealed class LiveRequest
         var body = new ArrayBufferWriter<byte>();
         foreach (var streamEvent in events)
         {
-            if (streamEvent.Type == "raw")
+            if (streamEvent.Event is RequestEvent.Relayed relayed)
             {
-                body.Write(streamEvent.Data);
+                body.Write(relayed.Bytes);
             }
         }
 
@@ -151,22 +148,22 @@ internal sealed class LiveRequest
     /// Records how the request ended, exactly once. Its holders are told only by <see cref="Publish"/>, once what
     /// the ending settles (its tokens, its log entry, its conversation turn) is done: whoever sees the end sees those.
     /// </summary>
-    public void End(string type, byte[] data)
+    public void End(RequestEnding ending)
     {
         if (_ending is not null)
         {
-            throw new InvalidOperationException($"Request {Id} already ended ({_ending.Type}); cannot end it again ({type}).");
+            throw new InvalidOperationException($"Request {Id} already ended ({_ending.Name}); cannot end it again ({ending.Name}).");
         }
 
         EndedAt = _time.GetUtcNow();
-        _ending = new RequestEnding(type, data);
+        _ending = ending;
     }
 
     /// <summary>Tells the holders how the request ended: appends the terminal event, closing the log, and completes <see cref="Ended"/>.</summary>
     public void Publish()
     {
         var ending = _ending ?? throw new InvalidOperationException($"Request {Id} has not ended; there is nothing to publish.");
-        Events.Append(ending.Type, ending.Data, final: true);
+        Events.Append(ending);
         lock (_gate)
         {
             _graceTimer?.Dispose();
