@@ -119,8 +119,9 @@ public sealed class TokenWireTests
     /// <summary>A request for model <c>m</c>, and a response whose body is a pipe.</summary>
     private static (LiveRequest Request, HttpContext Context, Pipe Pipe) Request()
     {
-        var scheduler = new Scheduler(new SchedulerOptions(), [new BackendDefinition("gpu", 1, ["m"])]);
-        var ticket = scheduler.Admit(new TicketRequest { Id = "req_0123456789abcdef", Owner = "user", Model = "m" }).Ticket!;
+        var queue = RequestQueue.CreateInProcess(new SchedulerOptions(), [new BackendDefinition("gpu", 1, ["m"])]);
+        // The in-process queue admits synchronously.
+        var ticket = queue.AdmitAsync(new TicketRequest { Id = "req_0123456789abcdef", Owner = "user", Model = "m" }).GetAwaiter().GetResult().Ticket!;
         var generation = new GenerationRequest { Model = "m", Messages = [] };
         var caller = new Caller("user", "user", TierOptions.DefaultName, new TierOptions(), null, false, false);
         var request = new LiveRequest(ticket, new Arrival(caller, generation), TimeProvider.System);
