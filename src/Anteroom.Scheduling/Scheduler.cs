@@ -694,9 +694,10 @@ public sealed class Scheduler : IDisposable
         }
 
         backend.Account(now);
-        // A trial lets one ticket through, not a burst: this one uses it up.
+        // A trial lets one ticket through, not a burst: this one uses it up, and its lease says so, for whoever
+        // judges the backend by its outcome.
+        var lease = new SlotLease(this, ticket, backend.Index, backend.Name, now) { IsTrial = backend.Trial };
         backend.Trial = false;
-        var lease = new SlotLease(this, ticket, backend.Index, backend.Name, now);
         backend.Running.Add(lease);
         lane.Account.Running.Add(lease);
         _running++;

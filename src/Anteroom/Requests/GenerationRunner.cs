@@ -110,13 +110,13 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     break;
 
                 case GenerationChunkKind.Done:
-                    pool.ReportSuccess(lease.Backend, request.HealthSampled);
+                    pool.ReportSuccess(lease, request.HealthSampled);
                     EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, tokens));
                     return false;
 
                 case GenerationChunkKind.Error:
                     var error = chunk.Error!;
-                    pool.ReportFailure(lease.Backend, error, request.HealthSampled);
+                    pool.ReportFailure(lease, error, request.HealthSampled);
                     if (tokens == 0)
                     {
                         return TryRetry(request, lease, error);
@@ -162,6 +162,8 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         {
             // Ends the lease as cancelled only if the attempt did not end it: the slot is free on every path.
             lease.Dispose();
+            // After the slot is free, so a trial allowed again can take it.
+            pool.EndAttempt(lease);
         }
     }
 
@@ -247,13 +249,13 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
                     break;
 
                 case RelayChunkKind.Done:
-                    pool.ReportSuccess(lease.Backend, request.HealthSampled);
+                    pool.ReportSuccess(lease, request.HealthSampled);
                     EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, pieces));
                     return false;
 
                 case RelayChunkKind.Failed:
                     var error = chunk.Error!;
-                    pool.ReportFailure(lease.Backend, error, request.HealthSampled);
+                    pool.ReportFailure(lease, error, request.HealthSampled);
                     if (!relayed && IsWorthRetrying(error))
                     {
                         return TryRetry(request, lease, error);
@@ -289,7 +291,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
         var result = await pool.Client(lease.Backend).EmbedAsync(ticket.Model, request.Arrival.EmbeddingInputs!, cancellationToken);
         if (result.Error is { } error)
         {
-            pool.ReportFailure(lease.Backend, error, request.HealthSampled);
+            pool.ReportFailure(lease, error, request.HealthSampled);
             if (IsWorthRetrying(error))
             {
                 return TryRetry(request, lease, error);
@@ -300,7 +302,7 @@ internal sealed partial class GenerationRunner(Scheduler scheduler, BackendPool 
             return false;
         }
 
-        pool.ReportSuccess(lease.Backend, request.HealthSampled);
+        pool.ReportSuccess(lease, request.HealthSampled);
         lease.MarkFirstToken();
         request.Embeddings = result.Vectors;
         EndCompleted(request, lease, "stop", new GenerationUsage(result.PromptTokens, 0));
