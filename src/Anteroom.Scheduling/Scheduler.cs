@@ -347,9 +347,10 @@ internal sealed partial class Scheduler : IDisposable
         }
 
         backend.Account(now);
-        // A trial lets one ticket through, not a burst: this one uses it up.
+        // A trial lets one ticket through, not a burst: this one uses it up, and its lease says so, for whoever
+        // judges the backend by its outcome.
+        var lease = new SchedulerLease(this, ticket, backend.Index, backend.Name, now) { IsTrial = backend.Trial };
         backend.Trial = false;
-        var lease = new SchedulerLease(this, ticket, backend.Index, backend.Name, now);
         backend.Running.Add(lease);
         lane.Account.Running.Add(lease);
         _stats.Started();

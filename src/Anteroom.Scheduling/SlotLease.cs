@@ -34,6 +34,12 @@ public abstract class SlotLease : IDisposable
     /// <summary>The backend the slot belongs to.</summary>
     public string Backend { get; }
 
+    /// <summary>
+    /// Whether this is an unhealthy backend's one trial slot (see <see cref="Scheduler.AllowBackendTrial"/>): its
+    /// outcome is the verdict on the backend, and if it ends without one the trial must be allowed again.
+    /// </summary>
+    public bool IsTrial { get; internal init; }
+
     /// <summary>When the slot was given.</summary>
     public DateTimeOffset StartedAt => new(_startedAt, TimeSpan.Zero);
 

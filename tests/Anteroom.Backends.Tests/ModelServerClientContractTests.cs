@@ -395,6 +395,27 @@ public abstract partial class ModelServerClientContractTests : IDisposable
     }
 
     [Fact]
+    public async Task StreamChat_ConnectTimeout_ReportsUnreachable()
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = TimeSpan.FromMilliseconds(50),
+            // A connection that never completes, as to an address that drops packets.
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken);
+                throw new InvalidOperationException("Unreachable.");
+            },
+        };
+        var http = Track(new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan });
+        var client = ModelServerClient.Create(Protocol, http, new Uri("http://gpu-1.test:8000/"), Options());
+
+        var chunks = await CollectAsync(client.StreamChatAsync(Request()));
+
+        AssertFailed(BackendFailure.Unreachable, Assert.Single(chunks));
+    }
+
+    [Fact]
     public async Task StreamChat_HttpClientTimeoutBeforeHeaders_ReportsStalled()
     {
         var http = Track(new HttpClient(FakeModelServer.NeverAnswering()) { Timeout = TimeSpan.FromMilliseconds(50) });

@@ -84,8 +84,8 @@ public sealed class TokenWireTests
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 12, 30, 45, TimeSpan.Zero).AddTicks(1234567));
         var (request, context, pipe) = Request();
-        // The desk's queue and reception serve other answers; a token needs only its clock.
-        var desk = new DropInDesk(null!, null!, Options.Create(new AnteroomOptions()), time);
+        // The desk's queue, pool and reception serve other answers; a token needs only its clock.
+        var desk = new DropInDesk(null!, null!, null!, Options.Create(new AnteroomOptions()), time);
         string createdAt = OllamaResponder.Timestamp(time.GetUtcNow());
         var chat = new OllamaResponder(context, request, desk, OllamaShape.Chat, stream: true);
 

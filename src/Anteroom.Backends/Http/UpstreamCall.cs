@@ -63,7 +63,12 @@ internal sealed class UpstreamCall : IDisposable
         }
         catch (Exception ex) when (IsTransportFailure(ex))
         {
-            return Classify(ex, BackendFailure.Unreachable);
+            var error = Classify(ex, BackendFailure.Unreachable);
+            // With no overall timeout on the client, a timeout before any answer that is neither the caller's nor
+            // the idle timer's is the handler's connect timeout: no connection was made, as when one is refused.
+            return error.Failure == BackendFailure.Stalled && !_idle.IsCancellationRequested && httpClient.Timeout == Timeout.InfiniteTimeSpan
+                ? error with { Failure = BackendFailure.Unreachable }
+                : error;
         }
         finally
         {

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace Anteroom.DropIn;
 
 /// <summary>What the drop-in APIs share: the reception, the queue's view of models, the clock and stream settings.</summary>
-internal sealed class DropInDesk(Reception reception, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time)
+internal sealed class DropInDesk(Reception reception, IRequestQueue queue, Gateway.BackendPool pool, IOptions<AnteroomOptions> options, TimeProvider time)
 {
     private readonly DateTimeOffset _startedAt = time.GetUtcNow();
 
@@ -43,7 +43,7 @@ internal sealed class DropInDesk(Reception reception, IRequestQueue queue, IOpti
 
         return await queue.EstimateWaitAsync(model, cancellationToken) is null
             ? new Denial(StatusCodes.Status503ServiceUnavailable, "no_healthy_backend",
-                $"No healthy backend serves model '{model}' right now.", TimeSpan.FromSeconds(options.Value.Health.ProbeSeconds))
+                $"No healthy backend serves model '{model}' right now.", pool.RetryAfterNoHealthyBackend(model))
             : null;
     }
 

@@ -17,12 +17,14 @@ internal sealed partial class BackendPool : IDisposable
     private readonly IRequestQueue _queue;
     private readonly TimeProvider _time;
     private readonly ILogger<BackendPool> _log;
+    private readonly TimeSpan _noBackendRetryAfter;
 
     public BackendPool(IOptions<AnteroomOptions> options, IRequestQueue queue, TimeProvider time, ILogger<BackendPool> log)
     {
         _queue = queue;
         _time = time;
         _log = log;
+        _noBackendRetryAfter = NoBackendRetryAfter(options.Value.Health);
         // One handler for every backend: pooled connections, no overall timeout (streams last minutes); stalls
         // are caught per chunk by the clients' idle timeout instead.
         _http = new HttpClient(new SocketsHttpHandler
@@ -44,7 +46,7 @@ internal sealed partial class BackendPool : IDisposable
         {
             var protocol = backend.ParsedProtocol();
             var client = ModelServerClient.Create(protocol, _http, new Uri(backend.Url!), clientOptions);
-            _members[backend.Name!] = new Member(this, backend.Name!, protocol, client, new BackendCircuit(options.Value.Health, time));
+            _members[backend.Name!] = new Member(this, backend.Name!, protocol, client, new BackendCircuit(options.Value.Health, time), backend.Models);
         }
     }
 
@@ -55,45 +57,104 @@ internal sealed partial class BackendPool : IDisposable
     /// <summary>The backend's circuit state now.</summary>
     public CircuitState Circuit(string backend) => _members[backend].Circuit.State;
 
+    /// <summary>The samples and failures the backend's circuit holds in its window now.</summary>
+    public (int Requests, int Failed) CircuitWindow(string backend) => _members[backend].Circuit.Window;
+
     /// <summary>
-    /// A request's attempt on the backend succeeded. <paramref name="sampled"/> holds the backends the request has
-    /// already been counted on: a request is one sample per backend, however many attempts it made there.
+    /// The longest a request turned away for want of a healthy backend should wait before trying again, when no
+    /// circuit knows better: an open circuit lets a trial through at most a cool-down after it opened (and after
+    /// each failed trial), and a probe comes at most a probe interval away.
     /// </summary>
-    public void ReportSuccess(string backend, ISet<string> sampled)
+    public static TimeSpan NoBackendRetryAfter(HealthOptions health) =>
+        TimeSpan.FromSeconds(Math.Min(health.CooldownSeconds, health.ProbeSeconds));
+
+    /// <summary>
+    /// How long a request for <paramref name="model"/> turned away for want of a healthy backend should wait: until
+    /// the earliest trial among its backends' open circuits is due, else <see cref="NoBackendRetryAfter(HealthOptions)"/>.
+    /// </summary>
+    public TimeSpan RetryAfterNoHealthyBackend(string model)
     {
-        if (sampled.Add(backend))
+        var now = _time.GetUtcNow();
+        TimeSpan? earliest = null;
+        foreach (var member in _members.Values)
         {
-            Apply(_members[backend], static circuit => circuit.Record(failed: false));
+            if (member.Models.Contains(model, StringComparer.Ordinal) && member.Circuit.TrialDueAt is { } due)
+            {
+                var wait = Max(due - now, TimeSpan.Zero);
+                earliest = earliest is { } known && known < wait ? known : wait;
+            }
+        }
+
+        return earliest ?? _noBackendRetryAfter;
+    }
+
+    /// <summary>
+    /// A request's attempt on the lease's backend succeeded. <paramref name="sampled"/> holds the backends the
+    /// request has already been counted on: a request is one sample per backend, however many attempts it made
+    /// there — except on a trial slot, whose outcome is always the backend's verdict.
+    /// </summary>
+    public void ReportSuccess(SlotLease lease, ISet<string> sampled)
+    {
+        if (sampled.Add(lease.Backend) || lease.IsTrial)
+        {
+            Apply(_members[lease.Backend], lease, static circuit => circuit.Record(failed: false));
         }
     }
 
     /// <summary>
-    /// A request's attempt on the backend failed. Only failures that say something about the backend count, and a
-    /// request counts once per backend (see <see cref="ReportSuccess"/>).
+    /// A request's attempt on the lease's backend failed. Only failures that say something about the backend count,
+    /// a request counts once per backend (see <see cref="ReportSuccess"/>), and a failure the request may have
+    /// caused itself is its owner's (see <see cref="BackendCircuit"/>).
     /// </summary>
-    public void ReportFailure(string backend, BackendError error, ISet<string> sampled)
+    public void ReportFailure(SlotLease lease, BackendError error, ISet<string> sampled)
     {
-        // A model's own error or a full backend queue says nothing about the backend's health.
-        if (error.Failure is BackendFailure.StreamError or BackendFailure.Busy ||
+        var member = _members[lease.Backend];
+        // A model's own error, a full backend queue, a refusal of the request or an answer too large to hold say
+        // nothing about the backend's health in general — but they are answers, so a trial that gets one has shown
+        // the backend is alive.
+        if (error.Failure is BackendFailure.StreamError or BackendFailure.Busy or BackendFailure.TooLarge ||
             (error.Failure == BackendFailure.ErrorStatus && error.StatusCode is < 500))
         {
+            if (lease.IsTrial)
+            {
+                Apply(member, lease, static circuit => circuit.Record(failed: false));
+            }
+
             return;
         }
 
-        var member = _members[backend];
-        if (!sampled.Add(backend))
+        if (!sampled.Add(lease.Backend) && !lease.IsTrial)
         {
             // A retry of a request already counted here: the same evidence again, not a new sample.
             return;
         }
 
-        Apply(member, circuit =>
+        // No answer at all is met by every request alike; anything after the connection was made may be the
+        // request's own doing.
+        string? owner = error.Failure == BackendFailure.Unreachable ? null : lease.Ticket.Owner;
+        Apply(member, lease, circuit =>
         {
-            var change = circuit.Record(failed: true);
+            var change = circuit.Record(failed: true, owner);
             var (requests, failed) = circuit.Window;
-            LogBackendFailure(backend, error.Failure, error.Message, failed, requests);
+            LogBackendFailure(lease.Backend, error.Failure, error.Message, failed, requests);
             return change;
         });
+    }
+
+    /// <summary>
+    /// An attempt on the lease ended, whatever became of it. A trial that reported no verdict because its request
+    /// was stopped first is judged by whether a token had come (the backend is alive); with none it proved nothing,
+    /// so the backend gets another trial rather than staying shut until a probe.
+    /// </summary>
+    public void EndAttempt(SlotLease lease)
+    {
+        if (!lease.IsTrial)
+        {
+            return;
+        }
+
+        var member = _members[lease.Backend];
+        Apply(member, null, circuit => ReferenceEquals(member.DecidedTrial, lease) ? CircuitChange.None : circuit.TrialAbandoned(answered: lease.FirstTokenAt is not null));
     }
 
     /// <summary>Asks every backend for its models: an answer closes its circuit, none opens it.</summary>
@@ -102,7 +163,7 @@ internal sealed partial class BackendPool : IDisposable
         await Task.WhenAll(_members.Values.Select(async member =>
         {
             var result = await member.Client.ListModelsAsync(cancellationToken);
-            Apply(member, circuit => circuit.Probed(result.IsSuccess));
+            Apply(member, null, circuit => circuit.Probed(result.IsSuccess));
         }));
     }
 
@@ -119,13 +180,19 @@ internal sealed partial class BackendPool : IDisposable
     /// <summary>
     /// Takes a step of the backend's circuit and tells the scheduler what it changed, both under the member's lock:
     /// two changes of one backend reach the scheduler in the order they happened (the scheduler never calls back
-    /// into the pool, so the lock order is always member, then scheduler).
+    /// into the pool, so the lock order is always member, then scheduler). <paramref name="lease"/> is the attempt
+    /// the step reports on, if any: a trial's report is its verdict.
     /// </summary>
-    private void Apply(Member member, Func<BackendCircuit, CircuitChange> step)
+    private void Apply(Member member, SlotLease? lease, Func<BackendCircuit, CircuitChange> step)
     {
         var told = ValueTask.CompletedTask;
         lock (member.Gate)
         {
+            if (lease is { IsTrial: true })
+            {
+                member.DecidedTrial = lease;
+            }
+
             switch (step(member.Circuit))
             {
                 case CircuitChange.Opened:
@@ -191,9 +258,10 @@ internal sealed partial class BackendPool : IDisposable
     {
         private readonly ITimer _cooldown;
 
-        public Member(BackendPool pool, string name, BackendProtocol protocol, IModelServerClient client, BackendCircuit circuit)
+        public Member(BackendPool pool, string name, BackendProtocol protocol, IModelServerClient client, BackendCircuit circuit, IReadOnlyList<string> models)
         {
             Name = name;
+            Models = models;
             Protocol = protocol;
             Client = client;
             Circuit = circuit;
@@ -201,7 +269,18 @@ internal sealed partial class BackendPool : IDisposable
                 static state =>
                 {
                     var (pool, member) = ((BackendPool, Member))state!;
-                    pool.Apply(member, static circuit => circuit.CoolDown());
+                    pool.Apply(member, null, circuit =>
+                    {
+                        var change = circuit.CoolDown();
+                        if (change == CircuitChange.None && circuit.TrialDueAt is { } due)
+                        {
+                            // The timer counts whole milliseconds of another clock, so it may fire a little before
+                            // the trial is due; without waiting out the rest, the trial would never come.
+                            member.ArmCooldown(Max(due - pool._time.GetUtcNow(), TimeSpan.FromMilliseconds(1)));
+                        }
+
+                        return change;
+                    });
                 },
                 (pool, this),
                 Timeout.InfiniteTimeSpan,
@@ -217,6 +296,11 @@ internal sealed partial class BackendPool : IDisposable
         public IModelServerClient Client { get; }
 
         public BackendCircuit Circuit { get; }
+
+        public IReadOnlyList<string> Models { get; }
+
+        /// <summary>The latest trial lease that reported a verdict; guarded by <see cref="Gate"/>.</summary>
+        public SlotLease? DecidedTrial { get; set; }
 
         public void ArmCooldown(TimeSpan dueIn) => _cooldown.Change(dueIn, Timeout.InfiniteTimeSpan);
 

@@ -235,7 +235,7 @@ internal static partial class GatewayComposition
             MaxWait = TimeSpan.FromSeconds(queue.MaxWaitSeconds),
             MaxDispatchAttempts = queue.MaxDispatchAttempts,
             ChangeCoalescing = TimeSpan.FromMilliseconds(queue.PositionUpdateMilliseconds),
-            NoBackendRetryAfter = TimeSpan.FromSeconds(options.Health.ProbeSeconds),
+            NoBackendRetryAfter = BackendPool.NoBackendRetryAfter(options.Health),
             Prior = new ServicePrior
             {
                 TimeToFirstToken = TimeSpan.FromMilliseconds(options.Estimates.TimeToFirstTokenMs),

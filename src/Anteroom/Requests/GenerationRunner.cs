@@ -107,13 +107,13 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
                     break;
 
                 case GenerationChunkKind.Done:
-                    pool.ReportSuccess(lease.Backend, request.HealthSampled);
+                    pool.ReportSuccess(lease, request.HealthSampled);
                     EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, tokens));
                     return false;
 
                 case GenerationChunkKind.Error:
                     var error = chunk.Error!;
-                    pool.ReportFailure(lease.Backend, error, request.HealthSampled);
+                    pool.ReportFailure(lease, error, request.HealthSampled);
                     if (tokens == 0)
                     {
                         return TryRetry(request, lease, error);
@@ -159,6 +159,8 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
         {
             // Ends the lease as cancelled only if the attempt did not end it: the slot is free on every path.
             lease.Dispose();
+            // After the slot is free, so a trial allowed again can take it.
+            pool.EndAttempt(lease);
         }
     }
 
@@ -243,13 +245,13 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
                     break;
 
                 case RelayChunkKind.Done:
-                    pool.ReportSuccess(lease.Backend, request.HealthSampled);
+                    pool.ReportSuccess(lease, request.HealthSampled);
                     EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, pieces));
                     return false;
 
                 case RelayChunkKind.Failed:
                     var error = chunk.Error!;
-                    pool.ReportFailure(lease.Backend, error, request.HealthSampled);
+                    pool.ReportFailure(lease, error, request.HealthSampled);
                     if (!relayed && IsWorthRetrying(error))
                     {
                         return TryRetry(request, lease, error);
@@ -285,7 +287,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
         var result = await pool.Client(lease.Backend).EmbedAsync(ticket.Model, request.Arrival.EmbeddingInputs!, cancellationToken);
         if (result.Error is { } error)
         {
-            pool.ReportFailure(lease.Backend, error, request.HealthSampled);
+            pool.ReportFailure(lease, error, request.HealthSampled);
             if (IsWorthRetrying(error))
             {
                 return TryRetry(request, lease, error);
@@ -296,7 +298,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
             return false;
         }
 
-        pool.ReportSuccess(lease.Backend, request.HealthSampled);
+        pool.ReportSuccess(lease, request.HealthSampled);
         lease.MarkFirstToken();
         request.Embeddings = result.Vectors;
         EndCompleted(request, lease, "stop", new GenerationUsage(result.PromptTokens, 0));

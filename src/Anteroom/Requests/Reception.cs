@@ -93,6 +93,7 @@ internal readonly record struct Reply(LiveRequest? Request, LiveRequest.Attachme
 /// </summary>
 internal sealed partial class Reception(
     IRequestQueue queue,
+    Gateway.BackendPool pool,
     RequestRegistry registry,
     GenerationRunner runner,
     RateLimits rates,
@@ -162,7 +163,14 @@ internal sealed partial class Reception(
         if (!admission.IsAdmitted)
         {
             rates.Release(caller.Owner, limit, reserved);
-            return Refuse(id, ask, Denial.Of(admission.Refusal), rates.State(caller.Owner, limit));
+            var refused = Denial.Of(admission.Refusal);
+            if (admission.Refusal.Reason == RefusalReason.NoHealthyBackend)
+            {
+                // The scheduler knows no circuits; the pool knows when the first trial is due.
+                refused = refused with { RetryAfter = pool.RetryAfterNoHealthyBackend(generation.Model) };
+            }
+
+            return Refuse(id, ask, refused, rates.State(caller.Owner, limit));
         }
 
         var grace = ask.ReconnectGrace < MaxReconnectGrace ? ask.ReconnectGrace : MaxReconnectGrace;

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
 using static Anteroom.Tests.Access.AccessGateway;
 using static Anteroom.Tests.DropIn.DropInGateway;
 
@@ -33,5 +34,8 @@ public sealed class AnswerSizeTests
         Assert.Equal(HttpStatusCode.OK, small.StatusCode);
         var counts = await gateway.Queue.GetCountsAsync(ct);
         Assert.Equal((0L, 1L, 1L), (counts.Requeued, counts.Failed, counts.Completed));
+        // The answer was the request's doing: the backend's record stays clean.
+        var pool = gateway.Services.GetRequiredService<Anteroom.Gateway.BackendPool>();
+        Assert.Equal(0, pool.CircuitWindow(BackendOf(model)).Failed);
     }
 }

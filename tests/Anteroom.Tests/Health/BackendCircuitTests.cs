@@ -152,4 +152,134 @@ public sealed class BackendCircuitTests
 
         Assert.Equal(CircuitState.Closed, circuit.State);
     }
+
+    [Fact]
+    public void OneOwnersFailuresInARow_DoNotOpen_HoweverMany()
+    {
+        var circuit = Circuit(minimumRequests: 100, inARow: 3);
+
+        for (int i = 0; i < 50; i++)
+        {
+            Assert.Equal(CircuitChange.None, circuit.Record(failed: true, owner: "mallory"));
+        }
+
+        Assert.Equal(CircuitState.Closed, circuit.State);
+        Assert.Equal((1, 1), circuit.Window);
+    }
+
+    [Fact]
+    public void FailuresInARow_FromTwoOwners_Open()
+    {
+        var circuit = Circuit(minimumRequests: 100, inARow: 2);
+
+        circuit.Record(failed: true, owner: "alice");
+        circuit.Record(failed: true, owner: "alice");
+
+        Assert.Equal(CircuitChange.Opened, circuit.Record(failed: true, owner: "bob"));
+    }
+
+    [Fact]
+    public void WithTheInARowLimitAtOne_OneOwnersFailure_StillNeedsASecondOwner()
+    {
+        var circuit = Circuit(minimumRequests: 100, inARow: 1);
+
+        Assert.Equal(CircuitChange.None, circuit.Record(failed: true, owner: "alice"));
+        Assert.Equal(CircuitChange.Opened, circuit.Record(failed: true, owner: "bob"));
+    }
+
+    [Fact]
+    public void AFailureAboutTheBackend_CorroboratesOneOwnersFailures()
+    {
+        var circuit = Circuit(minimumRequests: 100, inARow: 2);
+        circuit.Record(failed: true, owner: "alice");
+
+        Assert.Equal(CircuitChange.Opened, circuit.Record(failed: true));
+    }
+
+    [Fact]
+    public void ASuccessBetween_BreaksTheOwnersRow()
+    {
+        var circuit = Circuit(minimumRequests: 100, inARow: 2);
+        circuit.Record(failed: true, owner: "alice");
+        circuit.Record(failed: false);
+
+        Assert.Equal(CircuitChange.None, circuit.Record(failed: true, owner: "bob"));
+    }
+
+    [Fact]
+    public void OneOwnersFailures_AreOneFailedSampleInTheWindow_SoTheRateIgnoresTheirNumber()
+    {
+        var circuit = Circuit(minimumRequests: 4, ratePercent: 50, inARow: 100);
+        Record(circuit, "...");
+        for (int i = 0; i < 20; i++)
+        {
+            circuit.Record(failed: true, owner: "mallory");
+        }
+
+        // One failed sample of four: 25 %, whatever mallory sent.
+        Assert.Equal((4, 1), circuit.Window);
+        Assert.Equal(CircuitState.Closed, circuit.State);
+
+        // A second owner's failure makes it two of five, then three of six: half.
+        circuit.Record(failed: true, owner: "alice");
+        Assert.Equal(CircuitState.Closed, circuit.State);
+        Assert.Equal(CircuitChange.Opened, circuit.Record(failed: true, owner: "bob"));
+    }
+
+    [Fact]
+    public void TheRate_OnOneOwnersFailuresAlone_DoesNotOpen()
+    {
+        var circuit = Circuit(minimumRequests: 2, ratePercent: 50, inARow: 100);
+        circuit.Record(failed: false);
+
+        Assert.Equal(CircuitChange.None, circuit.Record(failed: true, owner: "mallory"));
+        Assert.Equal((2, 1), circuit.Window);
+    }
+
+    [Fact]
+    public void AnOwnersFailures_LeaveTheWindowWithTheirRequests()
+    {
+        var circuit = Circuit(minimumRequests: 100, inARow: 100);
+        circuit.Record(failed: true, owner: "mallory");
+        _time.Advance(TimeSpan.FromSeconds(10));
+        circuit.Record(failed: true, owner: "mallory");
+
+        _time.Advance(TimeSpan.FromSeconds(20));
+        Assert.Equal((1, 1), circuit.Window);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal((0, 0), circuit.Window);
+    }
+
+    [Fact]
+    public void ATrialStoppedBeforeAnyAnswer_AllowsAnotherTrial()
+    {
+        var circuit = Circuit(inARow: 1);
+        circuit.Record(failed: true);
+        _time.Advance(TimeSpan.FromSeconds(3));
+        circuit.CoolDown();
+
+        Assert.Equal(CircuitChange.HalfOpened, circuit.TrialAbandoned(answered: false));
+        Assert.Equal(CircuitState.HalfOpen, circuit.State);
+    }
+
+    [Fact]
+    public void ATrialStoppedAfterTheBackendBeganToAnswer_Closes()
+    {
+        var circuit = Circuit(inARow: 1);
+        circuit.Record(failed: true);
+        _time.Advance(TimeSpan.FromSeconds(3));
+        circuit.CoolDown();
+
+        Assert.Equal(CircuitChange.Closed, circuit.TrialAbandoned(answered: true));
+    }
+
+    [Fact]
+    public void AnAbandonedTrial_ChangesNothing_OnceACircuitHasItsVerdict()
+    {
+        var circuit = Circuit(inARow: 1);
+        circuit.Record(failed: true);
+
+        Assert.Equal(CircuitChange.None, circuit.TrialAbandoned(answered: true));
+        Assert.Equal(CircuitState.Open, circuit.State);
+    }
 }
