@@ -223,11 +223,11 @@ public sealed class StreamOptions
     public long MaxBufferedBytes { get; set; } = 1024 * 1024;
 
     /// <summary>
-    /// The most bytes of a whole (non-streamed) relayed answer. It is held complete until its client has it, so what
-    /// a request can make it carry beyond its tokens (log probabilities, an echoed prompt) is bounded here; a larger
-    /// answer fails with 502 <c>answer_too_large</c>.
+    /// The most bytes of a whole (non-streamed) relayed answer, embeddings included. It is held complete until its
+    /// client has it, so what a request can make it carry beyond its tokens (log probabilities, an echoed prompt, a
+    /// large batch of vectors) is bounded here; a larger answer fails with 502 <c>answer_too_large</c>.
     /// </summary>
-    public int MaxAnswerBytes { get; set; } = 8 * 1024 * 1024;
+    public int MaxAnswerBytes { get; set; } = 64 * 1024 * 1024;
 }
 
 /// <summary>Backend health checking.</summary>

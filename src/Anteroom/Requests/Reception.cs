@@ -110,7 +110,6 @@ internal sealed partial class Reception(
     private readonly RefusalLogBudget _refusalLog = new(options.Value.Data.MaxRefusalsLoggedPerUserPerMinute, time);
     private readonly int _outputCeiling = options.Value.Queue.MaxOutputTokens;
     private readonly long _maxBufferedBytes = options.Value.Stream.MaxBufferedBytes;
-    private readonly long _maxAnswerBytes = options.Value.Stream.MaxAnswerBytes;
 
     public string DefaultModel => _defaultModel;
 
@@ -176,9 +175,10 @@ internal sealed partial class Reception(
         var grace = ask.ReconnectGrace < MaxReconnectGrace ? ask.ReconnectGrace : MaxReconnectGrace;
         // A non-streaming relayed answer is written from its whole log once it ends, so its log keeps everything;
         // the output ceiling bounds it. Every other log is a stream's, bounded for a reader that falls behind.
-        // A whole relayed answer is kept whole (its client needs all of it), and the backend client already refused
-        // one over MaxAnswerBytes; the slack covers the framing around it.
-        long buffer = ask.Relay is { Streaming: false } ? _maxAnswerBytes + (64 * 1024) : _maxBufferedBytes;
+        // A whole relayed answer is kept whole: its client needs all of it, so nothing may be dropped. It is bounded
+        // all the same — the backend client refuses an answer over MaxAnswerBytes, and the queue events before it
+        // are bounded by the longest wait at one per PositionUpdateMilliseconds.
+        long buffer = ask.Relay is { Streaming: false } ? long.MaxValue : _maxBufferedBytes;
         var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace, ReservedTokens = reserved }, time, buffer);
         // Held before anything can await: a hold taken later (when the answer starts) misses a client that leaves
         // in between, and then nothing ever detaches, so the ticket would wait on with nobody to answer.

@@ -14,6 +14,10 @@ internal sealed class CachedKeyStore(IKeyStore inner, TimeSpan freshness, TimePr
     public const int MaxEntries = 65_536;
 
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private int _count;
+    // Moves on every change made through this store: a lookup that read the database before a change finished must
+    // not cache what it read, or a key revoked here would keep working until the entry went stale.
+    private long _changes;
 
     public StoredKey? FindKey(string id)
     {
@@ -23,20 +27,27 @@ internal sealed class CachedKeyStore(IKeyStore inner, TimeSpan freshness, TimePr
             return entry.Key;
         }
 
+        long changes = Interlocked.Read(ref _changes);
         var key = inner.FindKey(id);
-        if (_entries.Count >= MaxEntries)
+        if (Interlocked.Read(ref _changes) != changes)
+        {
+            return key;
+        }
+
+        if (Interlocked.Increment(ref _count) > MaxEntries)
         {
             _entries.Clear();
+            Interlocked.Exchange(ref _count, 1);
         }
 
         _entries[id] = new Entry(key, now);
         return key;
     }
 
-    public Task AddKeyAsync(StoredKey key, CancellationToken cancellationToken = default)
+    public async Task AddKeyAsync(StoredKey key, CancellationToken cancellationToken = default)
     {
-        _entries.TryRemove(key.Id, out _);
-        return inner.AddKeyAsync(key, cancellationToken);
+        await inner.AddKeyAsync(key, cancellationToken);
+        Forget(key.Id);
     }
 
     public Task<IReadOnlyList<StoredKey>> ListKeysAsync(CancellationToken cancellationToken = default) => inner.ListKeysAsync(cancellationToken);
@@ -44,9 +55,15 @@ internal sealed class CachedKeyStore(IKeyStore inner, TimeSpan freshness, TimePr
     public async Task<bool> RevokeKeyAsync(string id, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         bool revoked = await inner.RevokeKeyAsync(id, at, cancellationToken);
-        // After the write: a lookup racing it may have cached the key as it was, and is dropped here.
-        _entries.TryRemove(id, out _);
+        Forget(id);
         return revoked;
+    }
+
+    /// <summary>After a change is written: drops the entry, and keeps lookups that raced the write from caching.</summary>
+    private void Forget(string id)
+    {
+        Interlocked.Increment(ref _changes);
+        _entries.TryRemove(id, out _);
     }
 
     private sealed record Entry(StoredKey? Key, long FetchedAt);

@@ -12,7 +12,9 @@ public sealed class ClientAddressTests
     [InlineData("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64")]
     [InlineData("2001:db8:1:2::1", "2001:db8:1:2::/64")]
     [InlineData("2001:db8:1:3::1", "2001:db8:1:3::/64")]
-    public void Of_GivesIPv4AsItIs_AndIPv6AsItsSlash64(string address, string expected) =>
+    [InlineData("fe80::1:2:3:4", "fe80::1:2:3:4")]
+    [InlineData("fd12:3456:789a:1::5", "fd12:3456:789a:1::5")]
+    public void Of_GivesIPv4AsItIs_GlobalIPv6AsItsSlash64_AndLanIPv6AsItIs(string address, string expected) =>
         Assert.Equal(expected, ClientAddress.Of(IPAddress.Parse(address)));
 
     [Fact]

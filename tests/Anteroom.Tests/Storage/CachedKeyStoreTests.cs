@@ -57,6 +57,22 @@ public sealed class CachedKeyStoreTests
     }
 
     [Fact]
+    public async Task ALookupThatReadTheKeyBeforeARevocationThroughTheCache_DoesNotKeepItAlive()
+    {
+        _inner.Keys["k1"] = Key("k1");
+        var cache = Cache(seconds: 60);
+        // The revocation lands while the lookup is between its read of the database and its caching of the result.
+        _inner.AfterRead = () => cache.RevokeKeyAsync("k1", T0).GetAwaiter().GetResult();
+
+        var racing = cache.FindKey("k1");
+        _inner.AfterRead = null;
+        var next = cache.FindKey("k1");
+
+        Assert.Null(racing!.RevokedAt);
+        Assert.Equal(T0, next!.RevokedAt);
+    }
+
+    [Fact]
     public void UnknownIds_AreRemembered_AndTheCacheStaysBounded()
     {
         var cache = Cache();
@@ -98,10 +114,14 @@ public sealed class CachedKeyStoreTests
             return Task.CompletedTask;
         }
 
+        public Action? AfterRead { get; set; }
+
         public StoredKey? FindKey(string id)
         {
             Lookups++;
-            return Keys.GetValueOrDefault(id);
+            var key = Keys.GetValueOrDefault(id);
+            AfterRead?.Invoke();
+            return key;
         }
 
         public Task<IReadOnlyList<StoredKey>> ListKeysAsync(CancellationToken cancellationToken = default) =>
