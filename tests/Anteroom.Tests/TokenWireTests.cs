@@ -30,6 +30,9 @@ public sealed class TokenWireTests
         "<b>&amp;</b> it's +1",
         "été, 日本語, 😀",
         "line\nbreak\ttab\u0001\u007f",
+        "line\u2028separator\u2029paragraph",
+        "lone \ud83d high surrogate",
+        "\ud83d",
     };
 
     [Theory]
@@ -103,6 +106,97 @@ public sealed class TokenWireTests
             Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(
                 new OllamaGenerateChunk("m", createdAt, text, false), OllamaJson.Wire.OllamaGenerateChunk)) + "\n",
             await Written(generate, generatePipe));
+    }
+
+    /// <summary>
+    /// A lone surrogate (a token cut inside a pair) does not throw: every sink writes it as the escaped replacement
+    /// character, and the line and paragraph separators escaped, so the frame stays valid JSON on one line.
+    /// </summary>
+    [Fact]
+    public async Task ALoneSurrogate_IsWrittenAsTheEscapedReplacementChar_AndSeparatorsEscaped_ByEverySink()
+    {
+        const string text = "a\ud83db\u2028\u2029";
+        const string expected = "\"a\\uFFFDb\\u2028\\u2029\"";
+
+        var native = new Pipe();
+        var nativeSink = EventStream.Sink(native.Writer);
+        await nativeSink.WriteAsync(new StreamEvent(1, new RequestEvent.Token(text)), default);
+        Assert.Equal("event: token\nid: 1\ndata: {\"text\":" + expected + ",\"type\":\"token\"}\n\n", await Written(nativeSink, native));
+
+        var (_, openAI, openAIPipe) = OpenAI(OpenAIShape.Chat);
+        await openAI.WriteAsync(new StreamEvent(1, new RequestEvent.Token(text)), default);
+        Assert.Contains("\"content\":" + expected + "}", await Written(openAI, openAIPipe), StringComparison.Ordinal);
+
+        var (request, context, ollamaPipe) = Request();
+        var desk = new DropInDesk(null!, null!, null!, Options.Create(new AnteroomOptions()), new FakeTimeProvider());
+        var ollama = new OllamaResponder(context, request, desk, OllamaShape.Chat, stream: true);
+        await ollama.WriteAsync(new StreamEvent(1, new RequestEvent.Token(text)), default);
+        string line = await Written(ollama, ollamaPipe);
+        Assert.Contains("\"content\":" + expected + "}", line, StringComparison.Ordinal);
+        Assert.EndsWith("}\n", line, StringComparison.Ordinal);
+        Assert.Single(line.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    /// <summary>
+    /// Kestrel's chunked response writer may hand back less room than asked for; every sink's frames still go out
+    /// whole and byte for byte as through a writer that gives all it is asked, instead of the JSON writer throwing.
+    /// </summary>
+    [Fact]
+    public async Task EverySink_WritesWholeFrames_ThroughAResponseThatGivesLessRoomThanAsked()
+    {
+        const string text = "a token long enough to need more room than a few bytes, \"escaped\" and été";
+
+        async Task<string> Through(Func<PipeWriter, (IEventSink Sink, Pipe Pipe)> make, bool stingy)
+        {
+            var pipe = new Pipe();
+            var (sink, _) = make(stingy ? new StingyWriter(pipe.Writer) : pipe.Writer);
+            for (int i = 1; i <= 20; i++)
+            {
+                await sink.WriteAsync(new StreamEvent(i, new RequestEvent.Token(text)), default);
+            }
+
+            return await Written(sink, pipe);
+        }
+
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 12, 30, 45, TimeSpan.Zero));
+        var desk = new DropInDesk(null!, null!, null!, Options.Create(new AnteroomOptions()), time);
+        var (request, _, _) = Request();
+        Func<PipeWriter, (IEventSink, Pipe)>[] sinks =
+        [
+            writer => (EventStream.Sink(writer), null!),
+            writer => (new OpenAIResponder(Context(writer), request, null!, OpenAIShape.Chat, new OpenAIRequest(request.Generation, true, false, null, false)), null!),
+            writer => (new OllamaResponder(Context(writer), request, desk, OllamaShape.Chat, stream: true), null!),
+        ];
+        foreach (var make in sinks)
+        {
+            string expected = await Through(make, stingy: false);
+            Assert.Equal(expected, await Through(make, stingy: true));
+        }
+    }
+
+    private static HttpContext Context(PipeWriter writer)
+    {
+        var context = new DefaultHttpContext();
+        context.Features.Set<IHttpResponseBodyFeature>(new PipeBody(writer));
+        return context;
+    }
+
+    /// <summary>A response writer that never gives more than a few bytes of room, whatever it is asked for.</summary>
+    private sealed class StingyWriter(PipeWriter inner) : PipeWriter
+    {
+        private const int Room = 7;
+
+        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint)[..Room];
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint)[..Room];
+
+        public override void Advance(int bytes) => inner.Advance(bytes);
+
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
     }
 
     private static string Frame(ChatCompletionChunk chunk) =>

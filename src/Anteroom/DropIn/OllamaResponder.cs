@@ -24,13 +24,18 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
     // As OllamaJson.Wire writes text: Ollama leaves apostrophes and the like unescaped.
     private static readonly JsonWriterOptions WireWriting = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    // Each token's line is serialized here first and then copied into the response. Serializing straight into the
+    // response pipe is not safe: the JSON writer insists on a buffer of at least the size it asks for, and Kestrel's
+    // chunked response writer may hand back less, so a long, fast stream failed mid-answer. Copying fills whatever
+    // room the pipe offers. One buffer for the stream, reused: a token allocates nothing.
+    private readonly ArrayBufferWriter<byte> _line = new(1024);
     private Utf8JsonWriter? _jsonWriter;
 
     /// <summary>RFC 3339 in UTC with fractional seconds, as Ollama writes <c>created_at</c>.</summary>
     public static string Timestamp(DateTimeOffset at) => at.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture);
 
-    /// <summary>One JSON writer for the stream, pointed at the response for each line.</summary>
-    private Utf8JsonWriter JsonWriter => _jsonWriter ??= new Utf8JsonWriter(Writer, WireWriting);
+    /// <summary>One JSON writer for the stream, writing into the line buffer.</summary>
+    private Utf8JsonWriter JsonWriter => _jsonWriter ??= new Utf8JsonWriter(_line, WireWriting);
 
     protected override void PrepareStream(HttpResponse response) => response.ContentType = "application/x-ndjson";
 
@@ -67,7 +72,7 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
         WriteLine(JsonSerializer.SerializeToUtf8Bytes(new OllamaErrorBody($"{code}: {message}"), OllamaJson.Wire.OllamaErrorBody));
 
     /// <summary>
-    /// One token's line, written straight into the response exactly as <see cref="OllamaJson.Wire"/> writes the
+    /// One token's line, serialized into the reused line buffer and copied into the response, exactly as <see cref="OllamaJson.Wire"/> writes the
     /// <see cref="OllamaChatChunk"/> (or <see cref="OllamaGenerateChunk"/>) for it: it is the one line per generated
     /// token, so it allocates nothing.
     /// </summary>
@@ -75,8 +80,9 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
     {
         Span<char> createdAt = stackalloc char[TimestampLength];
         Desk.Time.GetUtcNow().UtcDateTime.TryFormat(createdAt, out int length, TimestampFormat, CultureInfo.InvariantCulture);
+        _line.ResetWrittenCount();
         var json = JsonWriter;
-        json.Reset(Writer);
+        json.Reset(_line);
         json.WriteStartObject();
         json.WriteString("model"u8, Request.Ticket.Model);
         json.WriteString("created_at"u8, createdAt[..length]);
@@ -95,7 +101,8 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
         json.WriteBoolean("done"u8, false);
         json.WriteEndObject();
         json.Flush();
-        Writer.Write(NewLine);
+        _line.Write(NewLine);
+        Writer.Write(_line.WrittenSpan);
     }
 
     private void WriteLine(byte[] json)

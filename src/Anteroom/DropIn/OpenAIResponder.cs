@@ -25,10 +25,15 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
     private readonly string _id = (shape == OpenAIShape.Chat ? "chatcmpl-" : "cmpl-") + request.Id[4..];
     private readonly long _created = request.CreatedAt.ToUnixTimeSeconds();
     private bool _roleSent;
+    // Each token's event is serialized here first and then copied into the response. Serializing straight into the
+    // response pipe is not safe: the JSON writer insists on a buffer of at least the size it asks for, and Kestrel's
+    // chunked response writer may hand back less, so a long, fast stream failed mid-answer. Copying fills whatever
+    // room the pipe offers. One buffer for the stream, reused: a token allocates nothing.
+    private readonly ArrayBufferWriter<byte> _frame = new(1024);
     private Utf8JsonWriter? _jsonWriter;
 
-    /// <summary>One JSON writer for the stream, pointed at the response for each chunk.</summary>
-    private Utf8JsonWriter JsonWriter => _jsonWriter ??= new Utf8JsonWriter(Writer);
+    /// <summary>One JSON writer for the stream, writing into the frame buffer.</summary>
+    private Utf8JsonWriter JsonWriter => _jsonWriter ??= new Utf8JsonWriter(_frame);
 
     protected override void PrepareStream(HttpResponse response)
     {
@@ -98,15 +103,16 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
     }
 
     /// <summary>
-    /// One token's chunk, written straight into the response exactly as <see cref="OpenAIJson"/> writes the
+    /// One token's chunk, serialized into the reused frame buffer and copied into the response, exactly as <see cref="OpenAIJson"/> writes the
     /// <see cref="ChatCompletionChunk"/> (or <see cref="TextCompletion"/>) that <see cref="Chunk"/> would build: it is
     /// the one chunk per generated token, so it allocates nothing.
     /// </summary>
     private void WriteTokenChunk(string text)
     {
-        Writer.Write(DataPrefix);
+        _frame.ResetWrittenCount();
+        _frame.Write(DataPrefix);
         var json = JsonWriter;
-        json.Reset(Writer);
+        json.Reset(_frame);
         json.WriteStartObject();
         json.WriteString("id"u8, _id);
         json.WriteNumber("created"u8, _created);
@@ -138,7 +144,8 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
         json.WriteString("object"u8, shape == OpenAIShape.Completion ? "text_completion"u8 : "chat.completion.chunk"u8);
         json.WriteEndObject();
         json.Flush();
-        Writer.Write(FrameEnd);
+        _frame.Write(FrameEnd);
+        Writer.Write(_frame.WrittenSpan);
     }
 
     private void WriteData(byte[] json)

@@ -52,8 +52,15 @@ internal static class EventStream
 
     private sealed class NativeSink(PipeWriter writer) : IEventSink
     {
-        // One writer for the connection, pointed at the response for each event: a token allocates nothing here.
-        private readonly Utf8JsonWriter _json = new(writer);
+        // Each event is serialized here first and then copied into the response. Serializing straight into the
+        // response pipe is not safe: the JSON writer (like the event's head) insists on a buffer of at least the size
+        // it asks for, and Kestrel's chunked response writer may hand back less, so a long, fast stream failed
+        // mid-answer. Copying fills whatever room the pipe offers. One buffer and one JSON writer for the
+        // connection, reused: a token allocates nothing here.
+        private readonly ArrayBufferWriter<byte> _frame = new(1024);
+        private Utf8JsonWriter? _jsonWriter;
+
+        private Utf8JsonWriter Json => _jsonWriter ??= new Utf8JsonWriter(_frame);
 
         public ValueTask WriteAsync(StreamEvent streamEvent, CancellationToken cancellationToken)
         {
@@ -84,7 +91,9 @@ internal static class EventStream
         private void Write(long id, RequestEvent requestEvent)
         {
             string name = requestEvent.Name;
-            var span = writer.GetSpan(7 + name.Length + 5 + 20 + 7);
+            _frame.ResetWrittenCount();
+            // An ArrayBufferWriter, unlike the response pipe, gives at least the room asked for.
+            var span = _frame.GetSpan(7 + name.Length + 5 + 20 + 7);
             int written = 0;
             Append(span, ref written, "event: "u8);
             written += Encoding.ASCII.GetBytes(name, span[written..]);
@@ -92,12 +101,14 @@ internal static class EventStream
             id.TryFormat(span[written..], out int digits);
             written += digits;
             Append(span, ref written, "\ndata: "u8);
-            writer.Advance(written);
+            _frame.Advance(written);
 
-            _json.Reset(writer);
+            var json = Json;
+            json.Reset(_frame);
             WriteData(requestEvent);
-            _json.Flush();
-            writer.Write("\n\n"u8);
+            json.Flush();
+            _frame.Write("\n\n"u8);
+            writer.Write(_frame.WrittenSpan);
         }
 
         private void WriteData(RequestEvent requestEvent)
@@ -105,23 +116,23 @@ internal static class EventStream
             switch (requestEvent)
             {
                 case RequestEvent.Token token:
-                    WriteToken(_json, token.Text);
+                    WriteToken(Json, token.Text);
                     break;
                 case RequestEvent.Queued queued:
-                    JsonSerializer.Serialize(_json, new QueuedEvent(queued.RequestId, queued.Position, queued.QueueLength, queued.EtaMs), NativeJson.Default.QueuedEvent);
+                    JsonSerializer.Serialize(Json, new QueuedEvent(queued.RequestId, queued.Position, queued.QueueLength, queued.EtaMs), NativeJson.Default.QueuedEvent);
                     break;
                 case RequestEvent.Started started:
                     JsonSerializer.Serialize(
-                        _json, new StartedEvent(started.RequestId, started.Backend, started.Model, started.WaitedMs, started.Attempt), NativeJson.Default.StartedEvent);
+                        Json, new StartedEvent(started.RequestId, started.Backend, started.Model, started.WaitedMs, started.Attempt), NativeJson.Default.StartedEvent);
                     break;
                 case RequestEvent.Done done:
-                    JsonSerializer.Serialize(_json, new DoneEvent(done.FinishReason, Usage(done.Usage), done.Timings), NativeJson.Default.DoneEvent);
+                    JsonSerializer.Serialize(Json, new DoneEvent(done.FinishReason, Usage(done.Usage), done.Timings), NativeJson.Default.DoneEvent);
                     break;
                 case RequestEvent.Error error:
-                    JsonSerializer.Serialize(_json, new ErrorEvent(error.Code, error.Message, error.RetryAfterMs), NativeJson.Default.ErrorEvent);
+                    JsonSerializer.Serialize(Json, new ErrorEvent(error.Code, error.Message, error.RetryAfterMs), NativeJson.Default.ErrorEvent);
                     break;
                 case RequestEvent.Cancelled cancelled:
-                    JsonSerializer.Serialize(_json, new CancelledEvent(cancelled.Reason), NativeJson.Default.CancelledEvent);
+                    JsonSerializer.Serialize(Json, new CancelledEvent(cancelled.Reason), NativeJson.Default.CancelledEvent);
                     break;
                 default:
                     throw new InvalidOperationException($"The native API has no '{requestEvent.Name}' event.");
