@@ -66,6 +66,8 @@ internal sealed class BackendCircuit(HealthOptions options, TimeProvider time)
     private readonly HashSet<string> _ownersInARow = new(StringComparer.Ordinal);
     private int _successes;
     private int _backendFailures;
+    // The owners whose requests failed as trials since the circuit half-opened.
+    private readonly HashSet<string> _trialFailures = new(StringComparer.Ordinal);
     private int _backendFailuresInARow;
     private DateTimeOffset _openedAt;
 
@@ -113,9 +115,22 @@ internal sealed class BackendCircuit(HealthOptions options, TimeProvider time)
             {
                 case CircuitState.HalfOpen:
                     // Whatever reports first after the cool-down is the trial's verdict (a request that was already
-                    // running when the circuit opened speaks for the backend just as well). A failure opens it again
-                    // even when one owner's: it ends a rest the backend was given for failing several callers.
-                    return failed ? Open(now) : Close();
+                    // running when the circuit opened speaks for the backend just as well). A success closes it; a
+                    // failure about the backend opens it again. A failure that may be the request's own proves
+                    // nothing alone — else one caller whose requests crash the runner, put back at the head of the
+                    // queue, would be every trial and keep the backend out for everyone — so the next request tries,
+                    // until a second owner fails too.
+                    if (!failed)
+                    {
+                        return Close();
+                    }
+
+                    if (owner is null || (_trialFailures.Add(owner) && _trialFailures.Count >= 2))
+                    {
+                        return Open(now);
+                    }
+
+                    return CircuitChange.HalfOpened;
 
                 case CircuitState.Open:
                     // Requests that were running when it opened: the cool-down and the trial decide, not they.
@@ -225,6 +240,7 @@ internal sealed class BackendCircuit(HealthOptions options, TimeProvider time)
     private void Reset()
     {
         _window.Clear();
+        _trialFailures.Clear();
         _ownedFailures.Clear();
         _successes = 0;
         _backendFailures = 0;

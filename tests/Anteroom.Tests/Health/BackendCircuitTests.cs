@@ -108,6 +108,34 @@ public sealed class BackendCircuitTests
     }
 
     [Fact]
+    public void ATrialFailedByOneOwnersRequest_LetsTheNextRequestTry_UntilASecondOwnerFailsToo()
+    {
+        var circuit = Circuit(inARow: 1);
+        circuit.Record(failed: true);
+        _time.Advance(TimeSpan.FromSeconds(3));
+        circuit.CoolDown();
+
+        var first = circuit.Record(failed: true, owner: "user:mallory");
+        var again = circuit.Record(failed: true, owner: "user:mallory");
+        var second = circuit.Record(failed: true, owner: "user:alice");
+
+        Assert.Equal((CircuitChange.HalfOpened, CircuitChange.HalfOpened), (first, again));
+        Assert.Equal(CircuitChange.Opened, second);
+    }
+
+    [Fact]
+    public void ATrialFailedByOneOwnersRequest_ThenASuccess_Closes()
+    {
+        var circuit = Circuit(inARow: 1);
+        circuit.Record(failed: true);
+        _time.Advance(TimeSpan.FromSeconds(3));
+        circuit.CoolDown();
+        circuit.Record(failed: true, owner: "user:mallory");
+
+        Assert.Equal(CircuitChange.Closed, circuit.Record(failed: false));
+    }
+
+    [Fact]
     public void WhileOpen_RequestsThatWereAlreadyRunning_DoNotDecide()
     {
         var circuit = Circuit(inARow: 1);
