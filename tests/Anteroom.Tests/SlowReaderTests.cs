@@ -117,6 +117,45 @@ public sealed class SlowReaderTests
         Assert.True(gateway.Registry.Get(stream.RequestId)!.Events.FirstKeptId > 1, "the answer was longer than the buffer");
     }
 
+    [Fact]
+    public async Task ASecondReaderThatStopsReading_IsCutOffAlone_AndTheFirstGetsTheWholeAnswer()
+    {
+        var ct = new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token;
+        await using var gateway = await StartAsync(TokenChars);
+        gateway.KestrelLimits.MaxResponseBufferSize = 4096;
+        gateway.Simulator("gpu").Hold();
+        using var first = await SseStream.ChatAsync(gateway.Client("a"), new { message = "hello" }, ct);
+        await first.ReadUntilAsync(ct, "started");
+        // The second follows the same request from its start and never reads past the response head.
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+        await socket.ConnectAsync(gateway.Address.Host, gateway.Address.Port, ct);
+        await using var second = new NetworkStream(socket, ownsSocket: false);
+        await second.WriteAsync(Encoding.ASCII.GetBytes(
+            $"GET /queue/requests/{first.RequestId}/events HTTP/1.1\r\nHost: {gateway.Address.Authority}\r\nCookie: {gateway.Client("a").DefaultRequestHeaders.GetValues("Cookie").Single()}\r\n\r\n"), ct);
+        await RequestIdAsync(second, ct);
+        var request = gateway.Registry.Get(first.RequestId)!;
+        await WaitForFollowersAsync(request, 2, ct);
+        gateway.Simulator("gpu").Release();
+
+        var events = await first.ReadToEndAsync(ct);
+
+        string secondRest = await ReadToEndAsync(second, ct);
+
+        Assert.Equal("done", events[^1].Type);
+        Assert.Equal(AnswerTokens, events.Count(e => e.Type == "token"));
+        Assert.Equal(Anteroom.Scheduling.TicketOutcome.Completed, request.Ticket.Outcome);
+        Assert.Contains("\"code\":\"slow_reader\"", secondRest[^Math.Min(secondRest.Length, 2000)..], StringComparison.Ordinal);
+    }
+
+    /// <summary>Waits until the request's log has this many readers; each reader's first read registers it.</summary>
+    private static async Task WaitForFollowersAsync(LiveRequest request, int count, CancellationToken ct)
+    {
+        while (request.Events.Followers < count)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(10), ct);
+        }
+    }
+
     private static async Task<string> RequestIdAsync(Stream stream, CancellationToken ct)
     {
         var head = new StringBuilder();

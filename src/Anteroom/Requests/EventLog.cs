@@ -158,6 +158,18 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
         }
     }
 
+    /// <summary>How many readers follow the log now.</summary>
+    public int Followers
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _cursors.Count;
+            }
+        }
+    }
+
     /// <summary>Starts following the log after <paramref name="afterId"/>; dispose the cursor when done.</summary>
     public Cursor Follow(long afterId)
     {

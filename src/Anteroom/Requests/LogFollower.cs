@@ -40,7 +40,8 @@ internal static class LogFollower
     /// A reader that falls further behind than the log keeps (<see cref="EventLog.MaxBytes"/>) — a client reading
     /// slower than the backend generates, or not at all — is cut off as soon as an event it still needs is dropped,
     /// even while its write is waiting for the client: it gets a <c>slow_reader</c> error in its API's shape, and
-    /// the request is stopped, so the backend stops generating an answer nobody can receive whole. Holding the
+    /// the request is stopped (unless another reader still follows it), so the backend stops generating an answer
+    /// nobody can receive whole. Holding the
     /// answer instead would let one slow client keep memory without bound; slowing the backend down to its pace
     /// would let it keep a GPU slot that others queue for.
     /// </remarks>
@@ -101,7 +102,13 @@ internal static class LogFollower
             // Fell behind while waiting for the next event: handled below like a read that found its events dropped.
         }
 
-        request.Stop(SlowReader);
+        // The request stops only when nobody else follows it: a second tab, or a reconnect that came in late, that
+        // cannot keep up loses its own stream, not the answer the request's other readers are still taking.
+        if (request.Events.Followers <= 1)
+        {
+            request.Stop(SlowReader);
+        }
+
         // Not flushed: the client is not taking what was written. The server sends it, as the client reads on,
         // when the handler returns; until then it holds no more than its own response buffer.
         sink.WriteCutOff(cursor.Position, SlowReader, SlowReaderMessage(request.Events.MaxBytes));
