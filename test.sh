@@ -15,8 +15,9 @@ fi
 dotnet_log=$(mktemp)
 node_log=$(mktemp)
 trap 'rm -f "$dotnet_log" "$node_log"' EXIT
-status=0
-dotnet test Anteroom.slnx --nologo 2>&1 | tee "$dotnet_log" || status=$?
+dotnet_status=0
+dotnet test Anteroom.slnx --nologo 2>&1 | tee "$dotnet_log" || dotnet_status=$?
+status=$dotnet_status
 
 # The official openai and ollama npm packages (tests/node), then the pages in Chromium (tests/browser), against
 # the gateway built above; each with its lock file pinned.
@@ -29,9 +30,9 @@ if [ "$node_status" -ne 0 ]; then status=$node_status; fi
 # One closing line over every test project and the Node suites: "N passed, N failed".
 # node --test ends with "# pass N", "# fail N", "# cancelled N" (TAP, as here where its output is piped) or
 # "ℹ pass N"... (spec).
-awk -v node_status="$node_status" '
+awk -v node_status="$node_status" -v dotnet_status="$dotnet_status" '
   FILENAME == ARGV[1] && /(Passed|Failed)!  *- *Failed: *[0-9]+, *Passed: *[0-9]+/ {
-    for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1) }
+    for (i = 1; i <= NF; i++) { if ($i == "Failed:") { f += $(i+1); dotnet_f += $(i+1) } if ($i == "Passed:") p += $(i+1) }
   }
   FILENAME == ARGV[2] && /^(#|ℹ) pass [0-9]+$/ { p += $3 }
   # A cancelled test (its hook failed, or it outlived its parent) did not pass: count it as failed.
@@ -39,6 +40,8 @@ awk -v node_status="$node_status" '
   END {
     # A Node suite that failed without counting a failed test (npm ci, a crash) still counts as one failure.
     if (node_status != 0 && node_f == 0) f += 1
+    # So does a .NET run that failed without counting a failed test (a project that did not build).
+    if (dotnet_status != 0 && dotnet_f == 0) f += 1
     printf "%d passed, %d failed\n", p, f
   }' "$dotnet_log" "$node_log"
 exit "$status"

@@ -174,11 +174,13 @@ internal sealed class BackendCircuit(HealthOptions options, TimeProvider time)
     /// (<paramref name="answered"/>) it is alive, which closes the circuit; if not, the trial proved nothing and
     /// another request may try (<see cref="CircuitChange.HalfOpened"/>). Nothing when no verdict is awaited.
     /// </summary>
-    public CircuitChange TrialAbandoned(bool answered)
+    public CircuitChange TrialAbandoned(bool answered, DateTimeOffset trialStartedAt)
     {
         lock (_lock)
         {
-            if (State != CircuitState.HalfOpen)
+            // A trial of an earlier rest, ended after the circuit reopened and half-opened again, says nothing of
+            // the trial now under way: acting on it would let a second one through.
+            if (State != CircuitState.HalfOpen || trialStartedAt < HalfOpenedAt)
             {
                 return CircuitChange.None;
             }
@@ -214,9 +216,13 @@ internal sealed class BackendCircuit(HealthOptions options, TimeProvider time)
             }
 
             State = CircuitState.HalfOpen;
+            HalfOpenedAt = time.GetUtcNow();
             return CircuitChange.HalfOpened;
         }
     }
+
+    /// <summary>When the circuit last half-opened: a trial that started before it belongs to an earlier rest.</summary>
+    public DateTimeOffset HalfOpenedAt { get; private set; } = DateTimeOffset.MinValue;
 
     /// <summary>Failures about the backend speak for everyone; failures caused by requests need two owners.</summary>
     private static bool Corroborated(int backendFailures, int owners) => backendFailures > 0 || owners >= 2;

@@ -154,7 +154,7 @@ internal sealed partial class BackendPool : IDisposable
         }
 
         var member = _members[lease.Backend];
-        Apply(member, null, circuit => ReferenceEquals(member.DecidedTrial, lease) ? CircuitChange.None : circuit.TrialAbandoned(answered: lease.FirstTokenAt is not null));
+        Apply(member, null, circuit => ReferenceEquals(member.DecidedTrial, lease) ? CircuitChange.None : circuit.TrialAbandoned(answered: lease.FirstTokenAt is not null, lease.StartedAt));
     }
 
     /// <summary>Asks every backend for its models: an answer closes its circuit, none opens it.</summary>

@@ -286,7 +286,25 @@ public sealed class BackendCircuitTests
         _time.Advance(TimeSpan.FromSeconds(3));
         circuit.CoolDown();
 
-        Assert.Equal(CircuitChange.HalfOpened, circuit.TrialAbandoned(answered: false));
+        Assert.Equal(CircuitChange.HalfOpened, circuit.TrialAbandoned(answered: false, _time.GetUtcNow()));
+        Assert.Equal(CircuitState.HalfOpen, circuit.State);
+    }
+
+    [Fact]
+    public void ATrialOfAnEarlierRest_EndingWhileALaterTrialRuns_ChangesNothing()
+    {
+        var circuit = Circuit(inARow: 1);
+        circuit.Record(failed: true);
+        _time.Advance(TimeSpan.FromSeconds(3));
+        circuit.CoolDown();
+        var firstTrialStarted = _time.GetUtcNow();
+        // Another request's failure about the backend reopens it; after the cool-down a second trial starts.
+        circuit.Record(failed: true);
+        _time.Advance(TimeSpan.FromSeconds(3));
+        circuit.CoolDown();
+
+        Assert.Equal(CircuitChange.None, circuit.TrialAbandoned(answered: false, firstTrialStarted));
+        Assert.Equal(CircuitChange.None, circuit.TrialAbandoned(answered: true, firstTrialStarted));
         Assert.Equal(CircuitState.HalfOpen, circuit.State);
     }
 
@@ -298,7 +316,7 @@ public sealed class BackendCircuitTests
         _time.Advance(TimeSpan.FromSeconds(3));
         circuit.CoolDown();
 
-        Assert.Equal(CircuitChange.Closed, circuit.TrialAbandoned(answered: true));
+        Assert.Equal(CircuitChange.Closed, circuit.TrialAbandoned(answered: true, _time.GetUtcNow()));
     }
 
     [Fact]
@@ -307,7 +325,7 @@ public sealed class BackendCircuitTests
         var circuit = Circuit(inARow: 1);
         circuit.Record(failed: true);
 
-        Assert.Equal(CircuitChange.None, circuit.TrialAbandoned(answered: true));
+        Assert.Equal(CircuitChange.None, circuit.TrialAbandoned(answered: true, _time.GetUtcNow()));
         Assert.Equal(CircuitState.Open, circuit.State);
     }
 }
