@@ -143,48 +143,24 @@ internal sealed class QueueHarness(IRequestQueue queue, FakeTimeProvider time, F
         return ticket.Outcome;
     }
 
-    public async Task<List<TicketState>> StatesOfAsync(IEnumerable<Ticket> tickets)
+    public Task<List<TicketState>> StatesOfAsync(IEnumerable<Ticket> tickets) => EachAsync(tickets, StateOfAsync);
+
+    public Task<List<TicketOutcome?>> OutcomesOfAsync(IEnumerable<Ticket> tickets) => EachAsync(tickets, OutcomeOfAsync);
+
+    public Task<List<SlotLease>> LeasesOfAsync(IEnumerable<Ticket> tickets) => EachAsync(tickets, LeaseOfAsync);
+
+    public Task<List<WaitingPlace?>> PlacesOfAsync(IEnumerable<Ticket> tickets) => EachAsync(tickets, PlaceOfAsync);
+
+    /// <summary>Asks about each ticket in turn, in order: reads go one at a time, as a holder's would.</summary>
+    private static async Task<List<T>> EachAsync<T>(IEnumerable<Ticket> tickets, Func<Ticket, Task<T>> ask)
     {
-        var states = new List<TicketState>();
+        var answers = new List<T>();
         foreach (var ticket in tickets)
         {
-            states.Add(await StateOfAsync(ticket));
+            answers.Add(await ask(ticket));
         }
 
-        return states;
-    }
-
-    public async Task<List<TicketOutcome?>> OutcomesOfAsync(IEnumerable<Ticket> tickets)
-    {
-        var outcomes = new List<TicketOutcome?>();
-        foreach (var ticket in tickets)
-        {
-            outcomes.Add(await OutcomeOfAsync(ticket));
-        }
-
-        return outcomes;
-    }
-
-    public async Task<List<SlotLease>> LeasesOfAsync(IEnumerable<Ticket> tickets)
-    {
-        var leases = new List<SlotLease>();
-        foreach (var ticket in tickets)
-        {
-            leases.Add(await LeaseOfAsync(ticket));
-        }
-
-        return leases;
-    }
-
-    public async Task<List<WaitingPlace?>> PlacesOfAsync(IEnumerable<Ticket> tickets)
-    {
-        var places = new List<WaitingPlace?>();
-        foreach (var ticket in tickets)
-        {
-            places.Add(await PlaceOfAsync(ticket));
-        }
-
-        return places;
+        return answers;
     }
 
     public async Task<WaitingPlace?> PlaceOfAsync(Ticket ticket)
