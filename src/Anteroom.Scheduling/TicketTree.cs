@@ -1,3 +1,6 @@
+// One file over the usual length on purpose: the node layouts, the vectorised counting and the split, merge and
+// rebalancing code keep one invariant (every branch's counts), and read apart none of them can be checked. See the
+// remarks on TicketTree.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;

@@ -1,3 +1,5 @@
+// One file over the usual length for now: every panel of the dashboard is redrawn from the same snapshot event and
+// the same metrics series held below; the chart drawing itself lives apart (chart.js).
 // The operator dashboard. Everything live comes from one EventSource on /admin/events (the HttpOnly session cookie
 // goes along, same-origin); the page fetches the last hour of metrics once, then merges the minute of points each
 // snapshot carries, and reads usage at load, on a button, and at most once a minute after requests end.

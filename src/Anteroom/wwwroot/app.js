@@ -1,3 +1,6 @@
+// One file over the usual length for now: the sidebar, the key form, the model picker and the composer all read and
+// write the page's one state (the signed-in caller, the open conversation, the answers in flight) held below; the
+// pieces with no such state already live apart (turn.js, markdown.js, sse.js, api.js, format.js).
 // Anteroom's chat page: who you are, your conversations, and answers that wait their turn in the queue.
 // Plain ES modules, no build step. Model text is only ever written as text (see markdown.js).
 

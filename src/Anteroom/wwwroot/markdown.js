@@ -1,3 +1,5 @@
+// One file over the usual length on purpose: the block parser, the inline parser and the renderer share one tree
+// shape and one rule — model text only ever becomes text nodes — and that rule is checked by reading them together.
 // A small Markdown renderer for model answers.
 //
 // Safety: model text never becomes markup. Parsing produces plain objects; rendering builds DOM nodes with
