@@ -349,7 +349,7 @@ internal sealed partial class Scheduler : IDisposable
         backend.Account(now);
         // A trial lets one ticket through, not a burst: this one uses it up, and its lease says so, for whoever
         // judges the backend by its outcome.
-        var lease = new SchedulerLease(this, ticket, backend.Index, backend.Name, now) { IsTrial = backend.Trial };
+        var lease = new SchedulerLease(this, ticket, backend.Index, backend.Name, now, backend.Trial);
         backend.Trial = false;
         backend.Running.Add(lease);
         lane.Account.Running.Add(lease);

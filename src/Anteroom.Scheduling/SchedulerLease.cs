@@ -8,8 +8,8 @@ internal sealed class SchedulerLease : SlotLease
     private readonly Scheduler _scheduler;
     private long _firstTokenAt = NotYet;
 
-    internal SchedulerLease(Scheduler scheduler, SchedulerTicket ticket, int backendIndex, string backendName, DateTimeOffset startedAt)
-        : base(ticket, backendName, startedAt)
+    internal SchedulerLease(Scheduler scheduler, SchedulerTicket ticket, int backendIndex, string backendName, DateTimeOffset startedAt, bool isTrial)
+        : base(ticket, backendName, startedAt, isTrial)
     {
         _scheduler = scheduler;
         Holder = ticket;

@@ -19,12 +19,17 @@ public abstract class SlotLease : IDisposable
     private int _ended;
 
     /// <summary>Creates a lease of a slot on <paramref name="backend"/> for <paramref name="ticket"/>.</summary>
-    protected SlotLease(Ticket ticket, string backend, DateTimeOffset startedAt)
+    /// <param name="ticket">The ticket holding the slot.</param>
+    /// <param name="backend">The backend the slot belongs to.</param>
+    /// <param name="startedAt">When the slot was given.</param>
+    /// <param name="isTrial">Whether the slot is an unhealthy backend's one trial slot (see <see cref="IsTrial"/>).</param>
+    protected SlotLease(Ticket ticket, string backend, DateTimeOffset startedAt, bool isTrial = false)
     {
         ArgumentNullException.ThrowIfNull(ticket);
         ArgumentException.ThrowIfNullOrEmpty(backend);
         Ticket = ticket;
         Backend = backend;
+        IsTrial = isTrial;
         _startedAt = startedAt.UtcTicks;
     }
 
@@ -35,10 +40,11 @@ public abstract class SlotLease : IDisposable
     public string Backend { get; }
 
     /// <summary>
-    /// Whether this is an unhealthy backend's one trial slot (see <see cref="Scheduler.AllowBackendTrial"/>): its
-    /// outcome is the verdict on the backend, and if it ends without one the trial must be allowed again.
+    /// Whether this is an unhealthy backend's one trial slot (see <see cref="IRequestQueue.AllowBackendTrialAsync"/>):
+    /// its outcome is the verdict on the backend, and if it ends without one the trial must be allowed again. Set
+    /// once, by the implementation that gives the slot: a queue in another assembly has to be able to say it too.
     /// </summary>
-    public bool IsTrial { get; internal init; }
+    public bool IsTrial { get; }
 
     /// <summary>When the slot was given.</summary>
     public DateTimeOffset StartedAt => new(_startedAt, TimeSpan.Zero);
