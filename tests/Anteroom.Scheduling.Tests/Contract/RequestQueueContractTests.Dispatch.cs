@@ -149,58 +149,6 @@ public abstract partial class RequestQueueContractTests
     }
 
     [Fact]
-    public async Task AllowBackendTrial_AdmitsAndDispatchesExactlyOneArrival_AndRefusesTheRestUntilItsHealthIsKnown()
-    {
-        await using var h = Harness(Backend("a", 4, "m"));
-        await h.Queue.SetBackendHealthAsync("a", false);
-
-        await h.Queue.AllowBackendTrialAsync("a");
-        var trial = await h.AdmitAsync("alice");
-        var burst = new List<Admission>();
-        for (int i = 0; i < 5; i++)
-        {
-            burst.Add(await h.TryAdmitAsync($"user{i}"));
-        }
-
-
-        Assert.Equal("a", (await h.LeaseOfAsync(trial)).Backend);
-        Assert.All(burst, admission => Assert.Equal(RefusalReason.NoHealthyBackend, admission.Refusal!.Reason));
-
-        await h.Queue.SetBackendHealthAsync("a", true);
-        Assert.True((await h.TryAdmitAsync("bob")).IsAdmitted);
-    }
-
-    [Fact]
-    public async Task AllowBackendTrial_GivesTheSlotToTheHeadOfTheQueue_NotToEveryWaitingTicket()
-    {
-        await using var h = Harness(Backend("a", 4, "m"));
-        var running = await h.AdmitManyAsync(4, "alice");
-        var waiting = await h.AdmitManyAsync(3, "bob");
-        await h.Queue.SetBackendHealthAsync("a", false);
-        foreach (var ticket in running)
-        {
-            (await h.LeaseOfAsync(ticket)).Fail();
-        }
-
-        await h.Queue.AllowBackendTrialAsync("a");
-
-        Assert.Equal(TicketState.Running, (await h.StateOfAsync(waiting[0])));
-        Assert.All(await h.StatesOfAsync(waiting.Skip(1)), s => Assert.Equal(TicketState.Waiting, s));
-    }
-
-    [Fact]
-    public async Task SetBackendHealth_Unhealthy_WithdrawsAnUnusedTrial()
-    {
-        await using var h = Harness(Backend("a", 1, "m"));
-        await h.Queue.SetBackendHealthAsync("a", false);
-        await h.Queue.AllowBackendTrialAsync("a");
-
-        await h.Queue.SetBackendHealthAsync("a", false);
-
-        Assert.Equal(RefusalReason.NoHealthyBackend, (await h.TryAdmitAsync("alice")).Refusal!.Reason);
-    }
-
-    [Fact]
     public async Task SetBackendHealth_WhenHealthyAgain_DispatchesWaitingTickets()
     {
         await using var h = Harness(Backend("a", 2, "m"), Backend("b", 1, "m"));
