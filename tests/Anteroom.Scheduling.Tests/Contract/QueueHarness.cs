@@ -92,6 +92,9 @@ internal sealed class QueueHarness(IRequestQueue queue, FakeTimeProvider time, F
     /// <summary>The end of the holder's wait; fails if the queue never ends it.</summary>
     public async Task<Dispatch> EndOfWaitAsync(Ticket ticket) => await WaitOf(ticket).WaitAsync(Hung);
 
+    /// <summary>The end of a wait the queue must end by itself, with no one moving the clock; fails if it never does.</summary>
+    public static async Task EndOfAsync(Task wait) => await wait.WaitAsync(Hung);
+
     /// <summary>The lease the holder's wait ended with; fails unless the ticket got a slot.</summary>
     public async Task<SlotLease> LeaseOfAsync(Ticket ticket)
     {

@@ -19,10 +19,11 @@ namespace Anteroom.Scheduling.Tests.Contract;
 /// <see cref="FakeTimeProvider"/> it is given and start no timer of its own; the tests move that clock with
 /// <c>Advance</c> and never sleep. What the tests read — listings, places, counts, snapshots — they read after
 /// <see cref="SettleAsync"/>, so an implementation that settles lease ends or due deadlines in the background
-/// (a queue in a shared store does) overrides it to wait until everything done so far is visible; the in-process
-/// queue applies everything before the call returns and needs nothing. A holder's wait must end without anyone
-/// advancing the clock once the queue has given the ticket a slot or ended it; the tests give it some real
-/// seconds before they call it hung.
+/// (a queue in a shared store does) overrides it to wait until everything done so far is visible, and every change
+/// announcement the clock says is due has reached <see cref="IRequestQueue.WaitForChangeAsync"/>; the in-process
+/// queue applies everything before the call returns and needs nothing. A holder's wait, or a wait for a change that
+/// is due, must end without anyone advancing the clock; the tests give it some real seconds before they call it
+/// hung.
 /// </para>
 /// </remarks>
 public abstract partial class RequestQueueContractTests
@@ -30,7 +31,10 @@ public abstract partial class RequestQueueContractTests
     /// <summary>A new, empty queue over <paramref name="backends"/> that reads time only from <paramref name="time"/>.</summary>
     protected abstract IRequestQueue CreateQueue(SchedulerOptions options, IReadOnlyList<BackendDefinition> backends, FakeTimeProvider time);
 
-    /// <summary>Completes when everything done to <paramref name="queue"/> so far is visible to its queries.</summary>
+    /// <summary>
+    /// Completes when everything done to <paramref name="queue"/> so far is visible to its queries, and every change
+    /// announcement due by now has reached its waits.
+    /// </summary>
     protected virtual Task SettleAsync(IRequestQueue queue) => Task.CompletedTask;
 
     private static readonly TimeSpan Tolerance = TimeSpan.FromMilliseconds(1);
