@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Anteroom.Scheduling;
 
 /// <summary>
@@ -75,7 +77,27 @@ internal sealed class WaitEstimates
             return TimeSpan.MaxValue;
         }
 
-        Span<double> freeAt = slots <= 256 ? stackalloc double[slots] : new double[slots];
+        int running = 0;
+        foreach (int index in queue.Backends)
+        {
+            var backend = _backends[index];
+            running += backend.ServingSlots == 0 ? 0 : backend.Running.Count;
+        }
+
+        // The slots free now come first: a ticket that one of them awaits, the usual case when nothing queues,
+        // needs no look at the running tickets.
+        int ahead = position - 1;
+        int round = ahead / slots;
+        int rank = (ahead % slots) - (slots - Math.Min(running, slots));
+        double roundsMs = round == 0 ? 0 : round * ModelServiceMs(queue);
+        if (rank < 0)
+        {
+            return TimeSpan.FromMilliseconds(roundsMs);
+        }
+
+        int busy = Math.Min(running, slots);
+        double[]? rented = busy <= 256 ? null : ArrayPool<double>.Shared.Rent(busy);
+        Span<double> freeAt = rented is null ? stackalloc double[busy] : rented.AsSpan(0, busy);
         int filled = 0;
         foreach (int index in queue.Backends)
         {
@@ -87,7 +109,7 @@ internal sealed class WaitEstimates
 
             foreach (var lease in backend.Running)
             {
-                if (filled == slots)
+                if (filled == busy)
                 {
                     break;
                 }
@@ -96,12 +118,13 @@ internal sealed class WaitEstimates
             }
         }
 
-        // The rest of the slots are free now.
-        freeAt[filled..].Clear();
         freeAt.Sort();
-        int ahead = position - 1;
-        double serviceMs = ModelServiceMs(queue);
-        double waitMs = freeAt[ahead % slots] + ((ahead / slots) * serviceMs);
+        double waitMs = freeAt[rank] + roundsMs;
+        if (rented is not null)
+        {
+            ArrayPool<double>.Shared.Return(rented);
+        }
+
         return TimeSpan.FromMilliseconds(waitMs);
     }
 

@@ -52,7 +52,10 @@ internal static class AnteroomCli
 
     private static async Task<int> ServeAsync(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // Configuration is read once, at start. Watching it for changes watches the whole working directory, with
+        // every file under it: a data directory there (or a home directory holding ~/.local/share/anteroom) woke
+        // the watcher on every write the request log made.
+        var builder = WebApplication.CreateBuilder([.. args, "--hostBuilder:reloadConfigOnChange=false"]);
         // The shipped appsettings.json (log levels) lies beside the binary, but the host reads appsettings.json from
         // the working directory, which under `dotnet run` or a service manager is anywhere. So the shipped file is
         // read first, beneath every other source: an operator's own appsettings.json, variables and arguments win.

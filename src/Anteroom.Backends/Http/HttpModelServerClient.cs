@@ -12,7 +12,9 @@ internal sealed class HttpModelServerClient : IModelServerClient
 
     private readonly IBackendDialect _dialect;
     private readonly HttpClient _httpClient;
+    private const int MaxRememberedRelayUris = 64;
     private readonly Uri _baseAddress;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Uri> _relayUris = new(StringComparer.Ordinal);
     private readonly Uri _chatUri;
     private readonly Uri _completionUri;
     private readonly Uri _embedUri;
@@ -298,6 +300,23 @@ internal sealed class HttpModelServerClient : IModelServerClient
     }
 
     private Uri RelayUri(string path)
+    {
+        if (_relayUris.TryGetValue(path, out var known))
+        {
+            return known;
+        }
+
+        var checkedUri = CheckedRelayUri(path);
+        // The relayed paths are the few routes of the drop-in APIs; the bound keeps odd ones from growing the map.
+        if (_relayUris.Count < MaxRememberedRelayUris)
+        {
+            _relayUris.TryAdd(path, checkedUri);
+        }
+
+        return checkedUri;
+    }
+
+    private Uri CheckedRelayUri(string path)
     {
         // Checked because the path may come from a client: it must not leave the backend's base address.
         if (path.StartsWith('/') || !Uri.TryCreate(path, UriKind.Relative, out var relative))

@@ -63,7 +63,12 @@ internal sealed class JsonBodyCheck : IEqualityComparer<JsonBodyCheck.FoldedName
     private static readonly KnownField[] MessageFields = Fields("role", "content");
     private static readonly KnownField[] ContentPartFields = Fields("text");
 
-    private readonly byte[] _body;
+    // One check per thread, reused: a check runs synchronously from start to end, and its stack, name set and
+    // buffers were most of what a request allocated at the door.
+    [ThreadStatic]
+    private static JsonBodyCheck? t_cached;
+
+    private byte[] _body;
     private readonly HashSet<FoldedName> _names;
     private readonly Frame[] _stack;
     private byte[] _folded = new byte[256];
@@ -95,7 +100,9 @@ internal sealed class JsonBodyCheck : IEqualityComparer<JsonBodyCheck.FoldedName
     /// <summary>What is wrong with an already parsed body, naming the field by its path; null when nothing is.</summary>
     public static BodyProblem? Find(byte[] body, int maxDepth)
     {
-        var check = new JsonBodyCheck(body, maxDepth);
+        var check = t_cached is { } cached && cached._stack.Length == maxDepth + 1 ? cached : new JsonBodyCheck(body, maxDepth);
+        t_cached = null;
+        check._body = body;
         try
         {
             return check.Walk();
@@ -106,6 +113,31 @@ internal sealed class JsonBodyCheck : IEqualityComparer<JsonBodyCheck.FoldedName
             {
                 ArrayPool<byte>.Shared.Return(scratch);
             }
+
+            check.Reset();
+            t_cached = check;
+        }
+    }
+
+    private void Reset()
+    {
+        _body = [];
+        bool manyNames = _names.Count > 256;
+        _names.Clear();
+        if (manyNames)
+        {
+            _names.TrimExcess();
+        }
+
+        _scratch = null;
+        _scratchLength = 0;
+        _foldedLength = 0;
+        _depth = 0;
+        _objects = 0;
+        // A huge body's name buffer is not kept for the thread's lifetime.
+        if (_folded.Length > 4096)
+        {
+            _folded = new byte[256];
         }
     }
 

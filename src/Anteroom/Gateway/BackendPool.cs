@@ -32,6 +32,10 @@ internal sealed partial class BackendPool : IDisposable
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             ConnectTimeout = TimeSpan.FromSeconds(10),
             MaxConnectionsPerServer = int.MaxValue,
+            // A backend's answer is relayed as it is: a redirect is not followed (it would send the client's body
+            // to wherever the backend points), and no cookies are kept between users' requests.
+            AllowAutoRedirect = false,
+            UseCookies = false,
         })
         {
             Timeout = Timeout.InfiniteTimeSpan,

@@ -16,6 +16,8 @@ internal sealed partial class SqliteStore
 
     private readonly Channel<PendingLogItem> _requestQueue;
     private readonly Task _requestWriter;
+    // Used only by the writer task, one batch at a time.
+    private RequestLogWriter? _logWriter;
     private long _droppedRequests;
     // A TimeProvider timestamp; long.MinValue until the first warning.
     private long _lastDropWarning = long.MinValue;
@@ -129,6 +131,9 @@ internal sealed partial class SqliteStore
             batch.Clear();
             markers.Clear();
         }
+
+        _logWriter?.Dispose();
+        _logWriter = null;
     }
 
     /// <summary>Writes the batch; a failure is logged and returned, never thrown, so the writer keeps going.</summary>
@@ -180,35 +185,82 @@ internal sealed partial class SqliteStore
 
     private void WriteBatch(List<RequestLogEntry> batch)
     {
-        using var connection = Connect();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        using var insert = Command(connection, $"""
-            INSERT INTO request_log ({RequestColumns})
-            VALUES (@request, @at, @owner, @key, @tier, @api, @model, @backend, @outcome, @reason, @waited, @first, @ran, @in, @out);
-            """, transaction);
-        // One prepared statement, rebound per entry.
-        var parameters = new[]
+        var writer = _logWriter ??= new RequestLogWriter(Connect());
+        try
         {
-            "@request", "@at", "@owner", "@key", "@tier", "@api", "@model", "@backend", "@outcome", "@reason",
-            "@waited", "@first", "@ran", "@in", "@out",
-        }.Select(name => insert.Parameters.Add(new SqliteParameter { ParameterName = name })).ToArray();
-        foreach (var entry in batch)
+            writer.Write(batch);
+        }
+        catch
         {
-            object?[] values =
-            [
-                entry.RequestId, ToUnixMs(entry.At), entry.Owner, entry.KeyId, entry.Tier, entry.Api, entry.Model,
-                entry.Backend, entry.Outcome, entry.Reason, entry.WaitedMs, entry.TimeToFirstTokenMs, entry.RanMs,
-                entry.TokensIn, entry.TokensOut,
-            ];
-            for (int i = 0; i < values.Length; i++)
-            {
-                parameters[i].Value = values[i] ?? DBNull.Value;
-            }
+            // A connection in an unknown state is not reused: the next batch opens a fresh one.
+            _logWriter = null;
+            writer.Dispose();
+            throw;
+        }
+    }
 
-            insert.ExecuteNonQuery();
+    /// <summary>
+    /// The writer's own connection and prepared insert, kept for as long as writes succeed. At a few entries per
+    /// batch, opening a pooled connection, setting its pragmas and preparing the insert again for every batch cost
+    /// more than the inserts.
+    /// </summary>
+    private sealed class RequestLogWriter : IDisposable
+    {
+        private readonly SqliteConnection _connection;
+        private readonly SqliteCommand _insert;
+        private readonly SqliteParameter[] _parameters;
+
+        public RequestLogWriter(SqliteConnection connection)
+        {
+            _connection = connection;
+            _insert = Command(connection, $"""
+                INSERT INTO request_log ({RequestColumns})
+                VALUES (@request, @at, @owner, @key, @tier, @api, @model, @backend, @outcome, @reason, @waited, @first, @ran, @in, @out);
+                """);
+            _parameters =
+            [
+                .. new[]
+                {
+                    "@request", "@at", "@owner", "@key", "@tier", "@api", "@model", "@backend", "@outcome", "@reason",
+                    "@waited", "@first", "@ran", "@in", "@out",
+                }.Select(name => _insert.Parameters.Add(new SqliteParameter { ParameterName = name })),
+            ];
         }
 
-        transaction.Commit();
+        public void Write(List<RequestLogEntry> batch)
+        {
+            using var transaction = _connection.BeginTransaction(deferred: false);
+            _insert.Transaction = transaction;
+            foreach (var entry in batch)
+            {
+                Set(0, entry.RequestId);
+                Set(1, ToUnixMs(entry.At));
+                Set(2, entry.Owner);
+                Set(3, entry.KeyId);
+                Set(4, entry.Tier);
+                Set(5, entry.Api);
+                Set(6, entry.Model);
+                Set(7, entry.Backend);
+                Set(8, entry.Outcome);
+                Set(9, entry.Reason);
+                Set(10, entry.WaitedMs);
+                Set(11, entry.TimeToFirstTokenMs);
+                Set(12, entry.RanMs);
+                Set(13, entry.TokensIn);
+                Set(14, entry.TokensOut);
+                _insert.ExecuteNonQuery();
+            }
+
+            transaction.Commit();
+        }
+
+        public void Dispose()
+        {
+            _insert.Dispose();
+            _connection.Dispose();
+        }
+
+        private void Set(int index, object? value) => _parameters[index].Value = value ?? DBNull.Value;
     }
 
     private void WarnOfDropsAtMostOncePerInterval(long dropped)
