@@ -327,7 +327,7 @@ internal sealed class BackendHealthProbe(BackendPool pool, IOptions<AnteroomOpti
 /// accounts hold nothing.
 /// </summary>
 internal sealed class RequestSweeper(
-    Requests.RequestRegistry registry, Limits.RateLimits rates, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
+    Requests.RequestRegistry registry, Limits.IRateLimiter rates, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -336,7 +336,7 @@ internal sealed class RequestSweeper(
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             registry.Sweep(time.GetUtcNow() - retain);
-            rates.Sweep();
+            await rates.SweepAsync();
             await queue.ForgetIdleUsersAsync(stoppingToken);
         }
     }

@@ -92,7 +92,7 @@ internal static partial class GatewayComposition
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<IRequestMetrics>(provider => provider.GetRequiredService<GatewayMetrics>());
         services.AddSingleton<DropInDesk>();
-        services.AddSingleton<RateLimits>();
+        services.AddSingleton<IRateLimiter, InProcessRateLimiter>();
         services.AddSingleton<BrowserSessions>();
         services.AddSingleton<SignedOutSessions>();
         services.AddSingleton<Authenticator>();

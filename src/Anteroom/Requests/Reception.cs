@@ -96,7 +96,7 @@ internal sealed partial class Reception(
     Gateway.BackendPool pool,
     RequestRegistry registry,
     GenerationRunner runner,
-    RateLimits rates,
+    IRateLimiter rates,
     IRequestLog requestLog,
     RequestAccessLog accessLog,
     Admin.IRequestMetrics metrics,
@@ -128,7 +128,7 @@ internal sealed partial class Reception(
         var limit = new RateLimit(tier.RequestsPerMinute, tier.TokensPerMinute);
         if (TierDenial(ask, _outputCeiling) is { } denial)
         {
-            return Refuse(id, ask, denial, rates.State(caller.Owner, limit));
+            return Refuse(id, ask, denial, await rates.GetStateAsync(caller.Owner, limit));
         }
 
         // The reservation follows what was asked (or the tier's cap), not the ceiling: a request that sets no limit
@@ -140,7 +140,7 @@ internal sealed partial class Reception(
         int promptTokens = EstimatePromptTokens(generation, ask.EmbeddingInputs);
         int reserved = (int)Math.Min(int.MaxValue, promptTokens + (embedding ? 0L : Math.Min(reservedOutput ?? _assumedOutputTokens, generation.MaxOutputTokens ?? int.MaxValue)));
 
-        var decision = rates.TryAcquire(caller.Owner, limit, reserved);
+        var decision = await rates.TryAcquireAsync(caller.Owner, limit, reserved);
         if (!decision.Allowed)
         {
             return Refuse(id, ask, RateDenial(decision, tier), decision.State);
@@ -161,7 +161,7 @@ internal sealed partial class Reception(
         });
         if (!admission.IsAdmitted)
         {
-            rates.Release(caller.Owner, limit, reserved);
+            await rates.ReleaseAsync(caller.Owner, limit, reserved);
             var refused = Denial.Of(admission.Refusal);
             if (admission.Refusal.Reason == RefusalReason.NoHealthyBackend)
             {
@@ -169,7 +169,7 @@ internal sealed partial class Reception(
                 refused = refused with { RetryAfter = pool.RetryAfterNoHealthyBackend(generation.Model) };
             }
 
-            return Refuse(id, ask, refused, rates.State(caller.Owner, limit));
+            return Refuse(id, ask, refused, await rates.GetStateAsync(caller.Owner, limit));
         }
 
         var grace = ask.ReconnectGrace < MaxReconnectGrace ? ask.ReconnectGrace : MaxReconnectGrace;
@@ -224,7 +224,7 @@ internal sealed partial class Reception(
         // A request that never reached a backend used nothing; backends' own counts are trusted only as far as sense.
         int tokensIn = Math.Max(0, usage?.PromptTokens ?? (request.StartedAt is null ? 0 : request.Ticket.PromptTokens));
         int tokensOut = Math.Max(0, usage?.CompletionTokens ?? request.GeneratedTokens);
-        rates.Settle(request.Owner, limit, request.Arrival.ReservedTokens, tokensIn + tokensOut);
+        await rates.SettleAsync(request.Owner, limit, request.Arrival.ReservedTokens, tokensIn + tokensOut);
         var entry = LogEntry(request, tokensIn, tokensOut);
         requestLog.Record(entry);
         accessLog.Finished(entry);
@@ -335,7 +335,7 @@ internal sealed partial class Reception(
 
     private static Denial RateDenial(RateDecision decision, TierOptions tier)
     {
-        bool requests = decision.Limit == "requests_per_minute";
+        bool requests = decision.Limit == IRateLimiter.RequestsPerMinute;
         string message = requests
             ? $"You have used your {tier.RequestsPerMinute} requests per minute; try again in {Seconds(decision.RetryAfter)}."
             : $"You have used your {tier.TokensPerMinute} tokens per minute; try again in {Seconds(decision.RetryAfter)}.";
