@@ -327,7 +327,7 @@ internal sealed class BackendHealthProbe(BackendPool pool, IOptions<AnteroomOpti
 /// accounts hold nothing.
 /// </summary>
 internal sealed class RequestSweeper(
-    Requests.RequestRegistry registry, Limits.IRateLimiter rates, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
+    Requests.IRequestRegistry registry, Limits.IRateLimiter rates, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -335,7 +335,7 @@ internal sealed class RequestSweeper(
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Clamp(retain.TotalSeconds / 4, 1, 60)), time);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            registry.Sweep(time.GetUtcNow() - retain);
+            await registry.SweepAsync(time.GetUtcNow() - retain);
             await rates.SweepAsync();
             await queue.ForgetIdleUsersAsync(stoppingToken);
         }

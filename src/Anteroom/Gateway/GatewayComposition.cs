@@ -85,7 +85,8 @@ internal static partial class GatewayComposition
         services.AddSingleton<BackendPool>();
         services.AddSingleton(provider => new BackendsView(
             provider.GetRequiredService<IOptions<AnteroomOptions>>(), provider.GetService<EmbeddedSimulator>()));
-        services.AddSingleton<RequestRegistry>();
+        services.AddSingleton<IRequestRegistry, InProcessRequestRegistry>();
+        services.AddSingleton<IEventLogFactory, InProcessEventLogFactory>();
         services.AddSingleton<GenerationRunner>();
         services.AddSingleton<RequestAccessLog>();
         services.AddSingleton<Reception>();
@@ -155,8 +156,8 @@ internal static partial class GatewayComposition
         app.MapOllamaApi();
 
         // A restart ends every live request cleanly: holders are told why, slots and backends are freed.
-        var registry = app.Services.GetRequiredService<RequestRegistry>();
-        app.Lifetime.ApplicationStopping.Register(() => registry.StopAll("server_shutting_down"));
+        var registry = app.Services.GetRequiredService<IRequestRegistry>();
+        app.Lifetime.ApplicationStopping.Register(() => registry.StopAllAsync("server_shutting_down").AsTask().GetAwaiter().GetResult());
 
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom");
         app.Lifetime.ApplicationStarted.Register(() =>

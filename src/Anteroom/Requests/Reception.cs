@@ -94,7 +94,8 @@ internal readonly record struct Reply(LiveRequest? Request, LiveRequest.Attachme
 internal sealed partial class Reception(
     IRequestQueue queue,
     Gateway.BackendPool pool,
-    RequestRegistry registry,
+    IRequestRegistry registry,
+    IEventLogFactory eventLogs,
     GenerationRunner runner,
     IRateLimiter rates,
     IRequestLog requestLog,
@@ -124,7 +125,7 @@ internal sealed partial class Reception(
     {
         var caller = ask.Caller;
         var tier = caller.Tier;
-        string id = RequestRegistry.NewId();
+        string id = IRequestRegistry.NewId();
         var limit = new RateLimit(tier.RequestsPerMinute, tier.TokensPerMinute);
         if (TierDenial(ask, _outputCeiling) is { } denial)
         {
@@ -179,11 +180,11 @@ internal sealed partial class Reception(
         // all the same — the backend client refuses an answer over MaxAnswerBytes, and the queue events before it
         // are bounded by the longest wait at one per PositionUpdateMilliseconds.
         long buffer = ask.Relay is { Streaming: false } ? long.MaxValue : _maxBufferedBytes;
-        var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace, ReservedTokens = reserved }, time, buffer);
+        var request = new LiveRequest(admission.Ticket, ask with { ReconnectGrace = grace, ReservedTokens = reserved }, time, eventLogs.Create(id, buffer));
         // Held before anything can await: a hold taken later (when the answer starts) misses a client that leaves
         // in between, and then nothing ever detaches, so the ticket would wait on with nobody to answer.
         var hold = request.Attach();
-        registry.Add(request);
+        await registry.AddAsync(request);
         _ = RunAsync(request, limit);
         return new Reply(request, hold, null, decision.State);
     }
