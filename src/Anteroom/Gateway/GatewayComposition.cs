@@ -88,6 +88,8 @@ internal static partial class GatewayComposition
         services.AddSingleton<IRequestRegistry, InProcessRequestRegistry>();
         services.AddSingleton<IEventLogFactory, InProcessEventLogFactory>();
         services.AddSingleton<GenerationRunner>();
+        services.AddSingleton<RequestSettlement>();
+        services.AddSingleton<RequestLife>();
         services.AddSingleton<RequestAccessLog>();
         services.AddSingleton<Reception>();
         services.AddSingleton<GatewayMetrics>();
@@ -102,6 +104,9 @@ internal static partial class GatewayComposition
         services.AddHostedService<RequestSweeper>();
         services.AddHostedService<QueueSampler>();
         services.AddHostedService<RequestLogRetention>();
+        // Last, so it stops first: shutdown waits here for the running requests to end and be recorded while every
+        // other service (the request log, the backends' health) is still up.
+        services.AddHostedService(provider => provider.GetRequiredService<RequestLife>());
     }
 
     /// <summary>Maps the endpoints and the chat page, and announces where Anteroom listens.</summary>

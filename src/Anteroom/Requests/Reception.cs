@@ -88,23 +88,21 @@ internal readonly record struct Reply(LiveRequest? Request, LiveRequest.Attachme
 /// Where every request arrives: the caller's tier is applied (models, output length, requests and tokens per
 /// minute, then the queue's own limits with the tier's weight), and the request is admitted or refused at once.
 /// An admitted one lives apart from the connection that brought it — which holds it from the first moment, so a
-/// client that leaves at any point after admission stops it (or starts its reconnect grace). When it ends, exactly
-/// once, its tokens are settled, it is logged, and a conversation's turn is stored.
+/// client that leaves at any point after admission stops it (or starts its reconnect grace) — and is handed to
+/// <see cref="RequestLife"/>, which runs it and ends it.
 /// </summary>
-internal sealed partial class Reception(
+internal sealed class Reception(
     IRequestQueue queue,
     Gateway.BackendPool pool,
     IRequestRegistry registry,
     IEventLogFactory eventLogs,
-    GenerationRunner runner,
+    RequestLife life,
     IRateLimiter rates,
     IRequestLog requestLog,
     RequestAccessLog accessLog,
     Admin.IRequestMetrics metrics,
-    IConversationStore conversations,
     IOptions<AnteroomOptions> options,
-    TimeProvider time,
-    ILogger<Reception> log)
+    TimeProvider time)
 {
     private readonly string _defaultModel = options.Value.DefaultModel ?? options.Value.Backends[0].Models[0];
     private readonly int _assumedOutputTokens = (int)Math.Ceiling(options.Value.Estimates.OutputTokens);
@@ -185,77 +183,8 @@ internal sealed partial class Reception(
         // in between, and then nothing ever detaches, so the ticket would wait on with nobody to answer.
         var hold = request.Attach();
         await registry.AddAsync(request);
-        _ = RunAsync(request, limit);
+        life.Start(request, limit);
         return new Reply(request, hold, null, decision.State);
-    }
-
-    /// <summary>
-    /// Runs the request and settles it, then tells its holders how it ended: a client that sees the end (and sends
-    /// its next message, or reads its conversation or the log) finds its tokens settled, its entry recorded and its
-    /// answer stored.
-    /// </summary>
-    private async Task RunAsync(LiveRequest request, RateLimit limit)
-    {
-        try
-        {
-            await RunAndSettleAsync(request, limit);
-        }
-        catch (Exception exception) when (exception is not OutOfMemoryException)
-        {
-            // Settling is bookkeeping: a failure there is logged, and the holders still hear how the request ended.
-            LogSettleFailed(exception, request.Id);
-        }
-        finally
-        {
-            request.Publish();
-        }
-    }
-
-    /// <summary>Runs the request, then settles what it used; every admitted request passes here exactly once.</summary>
-    private async Task RunAndSettleAsync(LiveRequest request, RateLimit limit)
-    {
-        // Off the admitting thread: the store's first steps are synchronous, and admission must not wait on them.
-        var userTurn = request.Arrival.Conversation is { } turn
-            ? Task.Run(() => conversations.AppendMessageAsync(request.Owner, turn.Id, new NewMessage("user", turn.Message, request.CreatedAt, request.Id, null, null)))
-            : Task.FromResult(true);
-
-        await runner.RunAsync(request);
-
-        var usage = request.Usage;
-        // A request that never reached a backend used nothing; backends' own counts are trusted only as far as sense.
-        int tokensIn = Math.Max(0, usage?.PromptTokens ?? (request.StartedAt is null ? 0 : request.Ticket.PromptTokens));
-        int tokensOut = Math.Max(0, usage?.CompletionTokens ?? request.GeneratedTokens);
-        await rates.SettleAsync(request.Owner, limit, request.Arrival.ReservedTokens, tokensIn + tokensOut);
-        var entry = LogEntry(request, tokensIn, tokensOut);
-        requestLog.Record(entry);
-        accessLog.Finished(entry);
-        metrics.Ended(request, tokensOut);
-
-        try
-        {
-            if (await userTurn && request.Arrival.Conversation is { } ended && AnswerTurn(request) is { } answer)
-            {
-                await conversations.AppendMessageAsync(request.Owner, ended.Id, answer);
-            }
-        }
-        catch (Exception exception) when (exception is not OutOfMemoryException)
-        {
-            LogConversationNotStored(exception, request.Id);
-        }
-    }
-
-    /// <summary>The answer to store: a completed one, or whatever text a stopped or failed one had produced.</summary>
-    private NewMessage? AnswerTurn(LiveRequest request)
-    {
-        string text = request.Text.ToString();
-        string? finish = request.Ticket.Outcome switch
-        {
-            TicketOutcome.Completed => request.FinishReason ?? "stop",
-            _ when text.Length == 0 => null,
-            TicketOutcome.Cancelled => "cancelled",
-            _ => "error",
-        };
-        return finish is null ? null : new NewMessage("assistant", text, request.EndedAt ?? time.GetUtcNow(), request.Id, request.Ticket.Model, finish);
     }
 
     private Reply Refuse(string id, Arrival ask, Denial denial, RateState? state)
@@ -265,7 +194,7 @@ internal sealed partial class Reception(
         if (_refusalLog.TryTake(caller.Owner))
         {
             var entry = new RequestLogEntry(
-                id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, ApiName(ask.Protocol), ask.Generation.Model,
+                id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, RequestSettlement.ApiName(ask.Protocol), ask.Generation.Model,
                 null, "refused", denial.Code, 0, null, 0, 0, 0);
             requestLog.Record(entry);
             accessLog.Refused(entry);
@@ -346,36 +275,6 @@ internal sealed partial class Reception(
     private static string Seconds(TimeSpan span) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Math.Max(0.1, Math.Ceiling(span.TotalSeconds * 10) / 10):0.#} s");
 
-    private RequestLogEntry LogEntry(LiveRequest request, int tokensIn, int tokensOut)
-    {
-        var ticket = request.Ticket;
-        var caller = request.Caller;
-        var ended = request.EndedAt ?? time.GetUtcNow();
-        var dispatched = ticket.FirstDispatchedAt;
-        long? ttft = request.FirstTokenAt is { } first && request.StartedAt is { } started ? GenerationRunner.Milliseconds(first - started) : null;
-        string outcome = ticket.Outcome switch
-        {
-            TicketOutcome.Completed => "completed",
-            TicketOutcome.Failed => "failed",
-            TicketOutcome.TimedOut => "timed_out",
-            _ => request.Failure is null ? "cancelled" : "failed",
-        };
-        string? reason = request.Failure?.Code ?? (outcome == "cancelled" ? request.StopReason : null);
-        return new RequestLogEntry(
-            request.Id, ticket.ArrivedAt, caller.Owner, caller.KeyId, caller.TierName, ApiName(request.Arrival.Protocol), ticket.Model,
-            ticket.Backend, outcome, reason,
-            GenerationRunner.Milliseconds((dispatched ?? ended) - ticket.ArrivedAt), ttft,
-            dispatched is { } start ? GenerationRunner.Milliseconds(ended - start) : 0,
-            tokensIn, tokensOut);
-    }
-
-    private static string ApiName(ClientProtocol protocol) => protocol switch
-    {
-        ClientProtocol.OpenAI => "openai",
-        ClientProtocol.Ollama => "ollama",
-        _ => "native",
-    };
-
     /// <summary>About four characters a token, plus a little per message for the chat template.</summary>
     internal static int EstimatePromptTokens(GenerationRequest generation, IReadOnlyList<string>? embeddingInputs)
     {
@@ -397,10 +296,4 @@ internal sealed partial class Reception(
 
         return (int)Math.Min(int.MaxValue, (characters / 4) + (4 * pieces));
     }
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Request {RequestId} ended, but settling its tokens, log entry or conversation failed")]
-    private partial void LogSettleFailed(Exception exception, string requestId);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The answer to request {RequestId} could not be stored in its conversation")]
-    private partial void LogConversationNotStored(Exception exception, string requestId);
 }
