@@ -89,6 +89,7 @@ internal static partial class GatewayComposition
         services.AddSingleton<IEventLogFactory, InProcessEventLogFactory>();
         services.AddSingleton<GenerationRunner>();
         services.AddSingleton<RequestSettlement>();
+        services.AddSingleton<AdmissionPolicy>();
         services.AddSingleton<RequestLife>();
         services.AddSingleton<RequestAccessLog>();
         services.AddSingleton<Reception>();

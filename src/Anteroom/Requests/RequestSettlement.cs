@@ -1,12 +1,14 @@
+using Anteroom.Configuration;
 using Anteroom.Limits;
 using Anteroom.Scheduling;
 using Anteroom.Storage;
+using Microsoft.Extensions.Options;
 
 namespace Anteroom.Requests;
 
 /// <summary>
-/// What an ended request leaves behind: its tokens settled against its rate limit, its entry in the request log and
-/// the access log, its metrics, and a conversation's answer stored.
+/// What a request leaves behind. An ended one: its tokens settled against its rate limit, its entry in the request
+/// log and the access log, its metrics, and a conversation's answer stored. A refused one: its entry and metrics.
 /// </summary>
 internal sealed partial class RequestSettlement(
     IRateLimiter rates,
@@ -14,9 +16,12 @@ internal sealed partial class RequestSettlement(
     RequestAccessLog accessLog,
     Admin.IRequestMetrics metrics,
     IConversationStore conversations,
+    IOptions<AnteroomOptions> options,
     TimeProvider time,
     ILogger<RequestSettlement> log)
 {
+    private readonly RefusalLogBudget _refusalLog = new(options.Value.Data.MaxRefusalsLoggedPerUserPerMinute, time);
+
     /// <summary>Settles an ended request; <paramref name="userTurn"/> is the storing of the message it answers.</summary>
     public async Task SettleAsync(LiveRequest request, RateLimit limit, Task<bool> userTurn)
     {
@@ -41,6 +46,23 @@ internal sealed partial class RequestSettlement(
         {
             LogConversationNotStored(exception, request.Id);
         }
+    }
+
+    /// <summary>Records a request turned away at the door.</summary>
+    public void Refused(string id, Arrival ask, Denial denial)
+    {
+        var caller = ask.Caller;
+        // The console gets the refusals the request log gets: a caller hammering at a limit is not a line per try.
+        if (_refusalLog.TryTake(caller.Owner))
+        {
+            var entry = new RequestLogEntry(
+                id, time.GetUtcNow(), caller.Owner, caller.KeyId, caller.TierName, ApiName(ask.Protocol), ask.Generation.Model,
+                null, "refused", denial.Code, 0, null, 0, 0, 0);
+            requestLog.Record(entry);
+            accessLog.Refused(entry);
+        }
+
+        metrics.Refused(denial.Code);
     }
 
     /// <summary>The API's name as the request log and the access log show it.</summary>
