@@ -10,7 +10,7 @@ namespace Anteroom.Gateway;
 /// (<see cref="BackendCircuit"/>) judged by its share of failed requests, by failed requests in a row and by
 /// probes, and the scheduler is told when it opens (no new tickets), half-opens (one trial ticket) or closes.
 /// </summary>
-internal sealed partial class BackendPool : IDisposable
+internal sealed partial class BackendPool : Requests.IBackendPool, IDisposable
 {
     private readonly Dictionary<string, Member> _members = new(StringComparer.Ordinal);
     private readonly HttpClient _http;

@@ -83,6 +83,7 @@ internal static partial class GatewayComposition
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(CreateRequestQueue);
         services.AddSingleton<BackendPool>();
+        services.AddSingleton<IBackendPool>(provider => provider.GetRequiredService<BackendPool>());
         services.AddSingleton(provider => new BackendsView(
             provider.GetRequiredService<IOptions<AnteroomOptions>>(), provider.GetService<EmbeddedSimulator>()));
         services.AddSingleton<IRequestRegistry, InProcessRequestRegistry>();

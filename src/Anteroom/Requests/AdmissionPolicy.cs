@@ -18,7 +18,7 @@ internal readonly record struct AdmissionDecision(Ticket? Ticket, Arrival Arriva
 /// tokens per minute, then the queue's own limits with the tier's weight. A request refused after its tokens were
 /// reserved has them given back.
 /// </summary>
-internal sealed class AdmissionPolicy(IRequestQueue queue, Gateway.BackendPool pool, IRateLimiter rates, IOptions<AnteroomOptions> options)
+internal sealed class AdmissionPolicy(IRequestQueue queue, IBackendPool pool, IRateLimiter rates, IOptions<AnteroomOptions> options)
 {
     private readonly int _assumedOutputTokens = (int)Math.Ceiling(options.Value.Estimates.OutputTokens);
     private readonly int _outputCeiling = options.Value.Queue.MaxOutputTokens;

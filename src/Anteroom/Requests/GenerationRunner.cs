@@ -1,6 +1,4 @@
 using Anteroom.Backends;
-using Anteroom.Gateway;
-using Anteroom.Native;
 using Anteroom.Scheduling;
 
 namespace Anteroom.Requests;
@@ -11,7 +9,7 @@ namespace Anteroom.Requests;
 /// with the slot freed on every path. It does not end the request: <see cref="RequestLife"/> does, with the ending
 /// this returns.
 /// </summary>
-internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool pool, TimeProvider time, ILogger<GenerationRunner> log)
+internal sealed partial class GenerationRunner(IRequestQueue queue, IBackendPool pool, TimeProvider time, ILogger<GenerationRunner> log)
 {
     /// <summary>Runs the request until it has an ending, and returns it; sets what the ending reports on the request.</summary>
     public async Task<RequestEnding> RunAsync(LiveRequest request)

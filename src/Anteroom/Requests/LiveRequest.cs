@@ -79,7 +79,7 @@ internal sealed class LiveRequest
     public string? FinishReason { get; set; }
 
     /// <summary>Waited, time to first token and generation time, once completed.</summary>
-    public Native.TimingsBody? Timings { get; set; }
+    public TimingsBody? Timings { get; set; }
 
     /// <summary>The vectors of a completed embedding request.</summary>
     public IReadOnlyList<float[]>? Embeddings { get; set; }

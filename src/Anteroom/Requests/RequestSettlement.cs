@@ -14,7 +14,7 @@ internal sealed partial class RequestSettlement(
     IRateLimiter rates,
     IRequestLog requestLog,
     RequestAccessLog accessLog,
-    Admin.IRequestMetrics metrics,
+    IRequestMetrics metrics,
     IConversationStore conversations,
     IOptions<AnteroomOptions> options,
     TimeProvider time,
