@@ -162,7 +162,9 @@ internal static partial class GatewayComposition
         app.MapOpenAIApi();
         app.MapOllamaApi();
 
-        // A restart ends every live request cleanly: holders are told why, slots and backends are freed.
+        // A restart ends every live request cleanly: holders are told why, slots and backends are freed; RequestLife's
+        // stop then waits for their endings to be recorded. Waited for here because the stopping callbacks are
+        // synchronous and must have stopped the requests before the services stop.
         var registry = app.Services.GetRequiredService<IRequestRegistry>();
         app.Lifetime.ApplicationStopping.Register(() => registry.StopAllAsync("server_shutting_down").AsTask().GetAwaiter().GetResult());
 
