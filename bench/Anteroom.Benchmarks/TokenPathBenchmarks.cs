@@ -24,6 +24,7 @@ public class TokenPathBenchmarks
 
     private readonly List<StreamEvent> _batch = new(1);
     private LiveRequest _request = null!;
+    private long _lastId;
     private IEventSink _openAI = null!;
     private IEventSink _native = null!;
     private Pipe _openAIPipe = null!;
@@ -37,7 +38,8 @@ public class TokenPathBenchmarks
         var generation = new GenerationRequest { Model = "m", Messages = [] };
         var caller = new Caller("user", "user", TierOptions.DefaultName, new TierOptions(), null, false, false);
         // The shipped stream buffer: the log drops its oldest tokens as a long answer goes on, as in production.
-        _request = new LiveRequest(ticket, new Arrival(caller, generation), TimeProvider.System, new StreamOptions().MaxBufferedBytes);
+        _request = new LiveRequest(
+            ticket, new Arrival(caller, generation), TimeProvider.System, new InProcessEventLog(new StreamOptions().MaxBufferedBytes, TimeProvider.System));
 
         _openAIPipe = new Pipe();
         var context = new DefaultHttpContext();
@@ -52,10 +54,11 @@ public class TokenPathBenchmarks
     [Benchmark]
     public void Token()
     {
-        long last = _request.Events.LastId;
         TokenPath.Append(_request, Text);
         _batch.Clear();
-        _request.Events.CopyAfter(last, _batch, out _);
+        // The in-process log reads synchronously: the value task is complete when returned.
+        _request.Events.ReadAfterAsync(_lastId, _batch).GetAwaiter().GetResult();
+        _lastId = _batch[^1].Id;
         foreach (var streamEvent in _batch)
         {
             _openAI.WriteAsync(streamEvent, default).GetAwaiter().GetResult();

@@ -72,9 +72,16 @@ public sealed class QueueTests
         simulator.Release();
         var guestEvents = await guest.ReadToEndAsync(ct);
         Assert.Equal("done", guestEvents[^1].Type);
-        var guestStarted = gateway.Registry.Get(guest.RequestId)!.Ticket.FirstDispatchedAt!.Value;
-        int floodRunBeforeGuest = flood.Count(s =>
-            gateway.Registry.Get(s.RequestId)!.Ticket.FirstDispatchedAt is { } started && started < guestStarted);
+        var guestStarted = (await gateway.Registry.GetAsync(guest.RequestId))!.Ticket.FirstDispatchedAt!.Value;
+        int floodRunBeforeGuest = 0;
+        foreach (var s in flood)
+        {
+            if ((await gateway.Registry.GetAsync(s.RequestId))!.Ticket.FirstDispatchedAt is { } started && started < guestStarted)
+            {
+                floodRunBeforeGuest++;
+            }
+        }
+
         Assert.Equal(1, floodRunBeforeGuest);
 
         foreach (var stream in flood)

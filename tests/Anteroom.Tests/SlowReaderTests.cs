@@ -57,12 +57,13 @@ public sealed class SlowReaderTests
 
         // The head only; then nothing while the backend generates megabytes.
         string id = await RequestIdAsync(stream, ct);
-        var request = gateway.Registry.Get(id)!;
+        var request = (await gateway.Registry.GetAsync(id))!;
         var ending = await request.Ended.WaitAsync(ct);
 
         Assert.Equal("cancelled", ending.Name);
         Assert.Equal(LogFollower.SlowReader, request.StopReason);
-        Assert.True(request.Events.BufferedBytes <= Buffer, $"{request.Events.BufferedBytes} bytes kept");
+        long kept = (await request.Events.GetWindowAsync(ct)).BufferedBytes;
+        Assert.True(kept <= Buffer, $"{kept} bytes kept");
         // The backend was stopped, not left to finish an answer nobody can receive whole; the slot is free.
         var simulator = gateway.Simulator("gpu");
         await simulator.WaitUntilAsync(s => s.Active == 0, ct);
@@ -94,7 +95,7 @@ public sealed class SlowReaderTests
             $"POST /chat/stream HTTP/1.1\r\nHost: {gateway.Address.Authority}\r\nContent-Type: application/json\r\nContent-Length: {json.Length}\r\n\r\n"), ct);
         await stream.WriteAsync(json, ct);
         string id = await RequestIdAsync(stream, ct);
-        await gateway.Registry.Get(id)!.Ended.WaitAsync(ct);
+        await (await gateway.Registry.GetAsync(id))!.Ended.WaitAsync(ct);
 
         using var replay = await gateway.Client().GetAsync($"queue/requests/{id}/events", ct);
 
@@ -114,7 +115,7 @@ public sealed class SlowReaderTests
 
         Assert.True(events[^1].Type == "done", events[^1].Data.ToString());
         Assert.Equal(AnswerTokens, events.Count(e => e.Type == "token"));
-        Assert.True(gateway.Registry.Get(stream.RequestId)!.Events.FirstKeptId > 1, "the answer was longer than the buffer");
+        Assert.True((await (await gateway.Registry.GetAsync(stream.RequestId))!.Events.GetWindowAsync(ct)).FirstKeptId > 1, "the answer was longer than the buffer");
     }
 
     [Fact]
@@ -133,7 +134,7 @@ public sealed class SlowReaderTests
         await second.WriteAsync(Encoding.ASCII.GetBytes(
             $"GET /queue/requests/{first.RequestId}/events HTTP/1.1\r\nHost: {gateway.Address.Authority}\r\nCookie: {gateway.Client("a").DefaultRequestHeaders.GetValues("Cookie").Single()}\r\n\r\n"), ct);
         await RequestIdAsync(second, ct);
-        var request = gateway.Registry.Get(first.RequestId)!;
+        var request = (await gateway.Registry.GetAsync(first.RequestId))!;
         await WaitForFollowersAsync(request, 2, ct);
         gateway.Simulator("gpu").Release();
 
@@ -150,7 +151,7 @@ public sealed class SlowReaderTests
     /// <summary>Waits until the request's log has this many readers; each reader's first read registers it.</summary>
     private static async Task WaitForFollowersAsync(LiveRequest request, int count, CancellationToken ct)
     {
-        while (request.Events.Followers < count)
+        while (await request.Events.CountFollowersAsync(ct) < count)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(10), ct);
         }

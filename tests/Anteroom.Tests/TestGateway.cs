@@ -42,7 +42,7 @@ internal sealed class TestGateway : IAsyncDisposable
 
     public SimulatedModelServer Simulator(string name) => _simulators[name];
 
-    public Requests.RequestRegistry Registry => _factory.Services.GetRequiredService<Requests.RequestRegistry>();
+    public Requests.IRequestRegistry Registry => _factory.Services.GetRequiredService<Requests.IRequestRegistry>();
 
     public IServiceProvider Services => _factory.Services;
 

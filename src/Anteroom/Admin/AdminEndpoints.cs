@@ -42,7 +42,7 @@ internal static class AdminEndpoints
         admin.MapGet("/requests", LoggedAsync);
     }
 
-    private static async Task<IResult> QueueAsync(IRequestQueue queue, RequestRegistry registry, CancellationToken cancellationToken) =>
+    private static async Task<IResult> QueueAsync(IRequestQueue queue, IRequestRegistry registry, CancellationToken cancellationToken) =>
         Results.Json(
             await AdminViews.QueueAsync(queue, await queue.GetSnapshotAsync(cancellationToken), registry, cancellationToken: cancellationToken),
             AdminJson.Default.AdminQueue);

@@ -34,7 +34,7 @@ internal static class AdminEvents
     private static readonly byte[] EventSuffix = "\n\n"u8.ToArray();
 
     public static async Task StreamAsync(
-        HttpContext context, IRequestQueue queue, RequestRegistry registry, BackendsView backends, GatewayMetrics metrics,
+        HttpContext context, IRequestQueue queue, IRequestRegistry registry, BackendsView backends, GatewayMetrics metrics,
         IHostApplicationLifetime lifetime, TimeProvider time)
     {
         var response = context.Response;

@@ -14,23 +14,27 @@ internal static class AdminViews
 {
     /// <summary>Every waiting (up to <paramref name="limitPerModel"/> per model) and running request, with owners.</summary>
     public static async Task<AdminQueue> QueueAsync(
-        IRequestQueue queue, SchedulerSnapshot snapshot, RequestRegistry registry, int limitPerModel = int.MaxValue, CancellationToken cancellationToken = default)
+        IRequestQueue queue, SchedulerSnapshot snapshot, IRequestRegistry registry, int limitPerModel = int.MaxValue, CancellationToken cancellationToken = default)
     {
         var now = snapshot.TakenAt;
-        var waiting = (await queue.GetWaitingAsync(limitPerModel, cancellationToken)).Select(w =>
+        var waiting = new List<AdminWaiting>();
+        foreach (var w in await queue.GetWaitingAsync(limitPerModel, cancellationToken))
         {
-            var caller = registry.Get(w.Id)?.Caller;
-            return new AdminWaiting(
+            var caller = (await registry.GetAsync(w.Id, cancellationToken))?.Caller;
+            waiting.Add(new AdminWaiting(
                 w.Id, caller?.Name ?? Caller.NameOf(w.Owner), w.Owner, caller?.TierName ?? "", w.Model, w.Position,
-                GenerationRunner.Milliseconds(now - w.ArrivedAt));
-        }).ToList();
-        var running = (await queue.GetRunningAsync(cancellationToken)).Select(r =>
+                GenerationRunner.Milliseconds(now - w.ArrivedAt)));
+        }
+
+        var running = new List<AdminRunning>();
+        foreach (var r in await queue.GetRunningAsync(cancellationToken))
         {
-            var request = registry.Get(r.Id);
-            return new AdminRunning(
+            var request = await registry.GetAsync(r.Id, cancellationToken);
+            running.Add(new AdminRunning(
                 r.Id, request?.Caller.Name ?? Caller.NameOf(r.Owner), r.Owner, request?.Caller.TierName ?? "",
-                r.Model, r.Backend, GenerationRunner.Milliseconds(now - r.StartedAt), request?.GeneratedTokens ?? 0);
-        }).ToList();
+                r.Model, r.Backend, GenerationRunner.Milliseconds(now - r.StartedAt), request?.GeneratedTokens ?? 0));
+        }
+
         return new AdminQueue(snapshot.Waiting, snapshot.Running, NativeEndpoints.ModelStatuses(snapshot), waiting, running);
     }
 
@@ -53,7 +57,7 @@ internal static class AdminViews
 
     /// <summary>The dashboard's pushed state: queue, backends and the last minute of metrics, from one scheduler snapshot.</summary>
     public static async Task<AdminSnapshot> SnapshotAsync(
-        IRequestQueue requestQueue, RequestRegistry registry, BackendsView backends, GatewayMetrics metrics, int waitingLimitPerModel,
+        IRequestQueue requestQueue, IRequestRegistry registry, BackendsView backends, GatewayMetrics metrics, int waitingLimitPerModel,
         CancellationToken cancellationToken)
     {
         var snapshot = await requestQueue.GetSnapshotAsync(cancellationToken);

@@ -3,16 +3,6 @@ using Anteroom.Scheduling;
 
 namespace Anteroom.Admin;
 
-/// <summary>What the door reports to the operator's metrics: refusals, and admitted requests as they end.</summary>
-internal interface IRequestMetrics
-{
-    /// <summary>A request was turned away at admission, with the code its caller was given.</summary>
-    void Refused(string code);
-
-    /// <summary>An admitted request ended (any outcome), having generated <paramref name="tokensOut"/> tokens.</summary>
-    void Ended(LiveRequest request, int tokensOut);
-}
-
 /// <summary>An ended request as the metrics see it: when it waited, when it generated, what it produced where.</summary>
 /// <param name="ArrivedAt">When it was admitted.</param>
 /// <param name="DispatchedAt">When it first got a slot; null if it never did (cancelled or timed out waiting).</param>

@@ -31,7 +31,7 @@ internal sealed class DropInDesk(Reception reception, IRequestQueue queue, Gatew
     /// </summary>
     public async Task<Denial?> CheckModelAsync(Identity.Caller caller, string model, CancellationToken cancellationToken)
     {
-        if (Reception.ModelDenial(caller, model) is { } denial)
+        if (AdmissionPolicy.ModelDenial(caller, model) is { } denial)
         {
             return denial;
         }

@@ -28,7 +28,7 @@ internal abstract class DropInResponder(HttpContext context, LiveRequest request
                 context.Response.StatusCode = StatusCodes.Status200OK;
                 PrepareStream(context.Response);
                 await context.Response.StartAsync(aborted);
-                await LogFollower.FollowAsync(request, 0, this, desk.KeepAlive, desk.Time, aborted);
+                await LogFollower.FollowAsync(request, 0, this, desk.KeepAlive, aborted);
                 return;
             }
 

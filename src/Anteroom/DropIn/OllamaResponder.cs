@@ -136,7 +136,7 @@ internal sealed class OllamaResponder(HttpContext context, LiveRequest request, 
     {
         if (Request.RelayedStatus is { } status)
         {
-            return Results.Text(Request.RelayedBytes(), Request.RelayedContentType ?? "application/json; charset=utf-8", status);
+            return new RelayedAnswer(Request, Request.RelayedContentType ?? "application/json; charset=utf-8", status);
         }
 
         switch (ending)

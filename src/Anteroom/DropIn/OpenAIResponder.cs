@@ -185,7 +185,7 @@ internal sealed class OpenAIResponder(HttpContext context, LiveRequest request, 
     {
         if (Request.RelayedStatus is { } status)
         {
-            return Results.Text(Request.RelayedBytes(), Request.RelayedContentType ?? "application/json", status);
+            return new RelayedAnswer(Request, Request.RelayedContentType ?? "application/json", status);
         }
 
         string model = Request.Ticket.Model;

@@ -10,7 +10,7 @@ namespace Anteroom.Gateway;
 /// (<see cref="BackendCircuit"/>) judged by its share of failed requests, by failed requests in a row and by
 /// probes, and the scheduler is told when it opens (no new tickets), half-opens (one trial ticket) or closes.
 /// </summary>
-internal sealed partial class BackendPool : IDisposable
+internal sealed partial class BackendPool : Requests.IBackendPool, IDisposable
 {
     private readonly Dictionary<string, Member> _members = new(StringComparer.Ordinal);
     private readonly HttpClient _http;
@@ -331,7 +331,7 @@ internal sealed class BackendHealthProbe(BackendPool pool, IOptions<AnteroomOpti
 /// accounts hold nothing.
 /// </summary>
 internal sealed class RequestSweeper(
-    Requests.RequestRegistry registry, Limits.RateLimits rates, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
+    Requests.IRequestRegistry registry, Limits.IRateLimiter rates, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -339,8 +339,8 @@ internal sealed class RequestSweeper(
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Clamp(retain.TotalSeconds / 4, 1, 60)), time);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            registry.Sweep(time.GetUtcNow() - retain);
-            rates.Sweep();
+            await registry.SweepAsync(time.GetUtcNow() - retain);
+            await rates.SweepAsync();
             await queue.ForgetIdleUsersAsync(stoppingToken);
         }
     }

@@ -83,16 +83,21 @@ internal static partial class GatewayComposition
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(CreateRequestQueue);
         services.AddSingleton<BackendPool>();
+        services.AddSingleton<IBackendPool>(provider => provider.GetRequiredService<BackendPool>());
         services.AddSingleton(provider => new BackendsView(
             provider.GetRequiredService<IOptions<AnteroomOptions>>(), provider.GetService<EmbeddedSimulator>()));
-        services.AddSingleton<RequestRegistry>();
+        services.AddSingleton<IRequestRegistry, InProcessRequestRegistry>();
+        services.AddSingleton<IEventLogFactory, InProcessEventLogFactory>();
         services.AddSingleton<GenerationRunner>();
+        services.AddSingleton<RequestSettlement>();
+        services.AddSingleton<AdmissionPolicy>();
+        services.AddSingleton<RequestLife>();
         services.AddSingleton<RequestAccessLog>();
         services.AddSingleton<Reception>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<IRequestMetrics>(provider => provider.GetRequiredService<GatewayMetrics>());
         services.AddSingleton<DropInDesk>();
-        services.AddSingleton<RateLimits>();
+        services.AddSingleton<IRateLimiter, InProcessRateLimiter>();
         services.AddSingleton<BrowserSessions>();
         services.AddSingleton<SignedOutSessions>();
         services.AddSingleton<Authenticator>();
@@ -101,6 +106,9 @@ internal static partial class GatewayComposition
         services.AddHostedService<RequestSweeper>();
         services.AddHostedService<QueueSampler>();
         services.AddHostedService<RequestLogRetention>();
+        // Last, so it stops first: shutdown waits here for the running requests to end and be recorded while every
+        // other service (the request log, the backends' health) is still up.
+        services.AddHostedService(provider => provider.GetRequiredService<RequestLife>());
     }
 
     /// <summary>Maps the endpoints and the chat page, and announces where Anteroom listens.</summary>
@@ -154,9 +162,11 @@ internal static partial class GatewayComposition
         app.MapOpenAIApi();
         app.MapOllamaApi();
 
-        // A restart ends every live request cleanly: holders are told why, slots and backends are freed.
-        var registry = app.Services.GetRequiredService<RequestRegistry>();
-        app.Lifetime.ApplicationStopping.Register(() => registry.StopAll("server_shutting_down"));
+        // A restart ends every live request cleanly: holders are told why, slots and backends are freed; RequestLife's
+        // stop then waits for their endings to be recorded. Waited for here because the stopping callbacks are
+        // synchronous and must have stopped the requests before the services stop.
+        var registry = app.Services.GetRequiredService<IRequestRegistry>();
+        app.Lifetime.ApplicationStopping.Register(() => registry.StopAllAsync("server_shutting_down").AsTask().GetAwaiter().GetResult());
 
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom");
         app.Lifetime.ApplicationStarted.Register(() =>

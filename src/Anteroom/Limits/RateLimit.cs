@@ -21,7 +21,7 @@ internal sealed record RateState(
     TimeSpan TokensReset);
 
 /// <summary>
-/// The outcome of <see cref="RateLimits.TryAcquire"/>. When refused, <see cref="Limit"/> names the limit that
+/// The outcome of <see cref="IRateLimiter.TryAcquireAsync"/>. When refused, <see cref="Limit"/> names the limit that
 /// refused and <see cref="RetryAfter"/> is how long until both limits would admit the same request.
 /// <see cref="State"/> is the owner's standing after the decision (null when unlimited).
 /// </summary>

@@ -26,10 +26,10 @@ internal static class EventStream
     /// leaves, with a comment line whenever nothing was sent for <paramref name="keepAlive"/>.
     /// </summary>
     public static async Task FollowAsync(
-        HttpResponse response, LiveRequest request, long afterId, TimeSpan keepAlive, TimeProvider time, CancellationToken cancellationToken)
+        HttpResponse response, LiveRequest request, long afterId, TimeSpan keepAlive, CancellationToken cancellationToken)
     {
         await response.StartAsync(cancellationToken);
-        await LogFollower.FollowAsync(request, afterId, new NativeSink(response.BodyWriter), keepAlive, time, cancellationToken);
+        await LogFollower.FollowAsync(request, afterId, new NativeSink(response.BodyWriter), keepAlive, cancellationToken);
     }
 
     /// <summary>A sink writing native events into <paramref name="writer"/> (the per-token benchmark drives one).</summary>

@@ -20,10 +20,10 @@ internal static class NativeEndpoints
         app.MapPost("/chat/stream", ChatStreamAsync);
         app.MapPost("/chat", ChatAsync);
         app.MapGet("/queue/requests", MineAsync);
-        app.MapDelete("/queue/requests", CancelMine);
+        app.MapDelete("/queue/requests", CancelMineAsync);
         app.MapGet("/queue/requests/{id}/events", EventsAsync);
         app.MapGet("/queue/requests/{id}", StatusAsync);
-        app.MapDelete("/queue/requests/{id}", Cancel);
+        app.MapDelete("/queue/requests/{id}", CancelAsync);
         app.MapGet("/queue/status", QueueStatusOfAsync);
         app.MapGet("/models", Models);
         app.MapConversations();
@@ -42,7 +42,7 @@ internal static class NativeEndpoints
         }
 
         EventStream.PrepareHeaders(context.Response, request.Id);
-        await FollowAsync(context, request, 0, options.Value, time);
+        await FollowAsync(context, request, 0, options.Value);
     }
 
     private static async Task ChatAsync(HttpContext context, Reception reception, IConversationStore conversations, IOptions<AnteroomOptions> options)
@@ -70,9 +70,9 @@ internal static class NativeEndpoints
         await EndingResult(request, ending).ExecuteAsync(context);
     }
 
-    private static async Task EventsAsync(HttpContext context, string id, RequestRegistry registry, IOptions<AnteroomOptions> options, TimeProvider time)
+    private static async Task EventsAsync(HttpContext context, string id, IRequestRegistry registry, IOptions<AnteroomOptions> options, TimeProvider time)
     {
-        var request = registry.Find(id, context.Caller());
+        var request = await registry.FindAsync(id, context.Caller(), context.RequestAborted);
         if (request is null)
         {
             await NotFound(id).ExecuteAsync(context);
@@ -93,32 +93,33 @@ internal static class NativeEndpoints
             return;
         }
 
-        if (afterId < request.Events.FirstKeptId - 1)
+        var window = await request.Events.GetWindowAsync(context.RequestAborted);
+        if (afterId < window.FirstKeptId - 1)
         {
             // The events after it were dropped to keep the buffer bounded: say so rather than skip them silently.
             await Error(StatusCodes.Status410Gone, "replay_window_exceeded",
-                $"Events after {afterId} are no longer kept (the replay buffer holds {request.Events.MaxBytes} bytes); the oldest kept is {request.Events.FirstKeptId}.",
+                $"Events after {afterId} are no longer kept (the replay buffer holds {request.Events.MaxBytes} bytes); the oldest kept is {window.FirstKeptId}.",
                 "Last-Event-ID").ExecuteAsync(context);
             return;
         }
 
         EventStream.PrepareHeaders(context.Response, request.Id);
-        await FollowAsync(context, request, afterId, options.Value, time);
+        await FollowAsync(context, request, afterId, options.Value);
     }
 
-    private static async Task<IResult> StatusAsync(HttpContext context, string id, RequestRegistry registry, IRequestQueue queue, TimeProvider time) =>
-        registry.Find(id, context.Caller()) is { } request
+    private static async Task<IResult> StatusAsync(HttpContext context, string id, IRequestRegistry registry, IRequestQueue queue, TimeProvider time) =>
+        await registry.FindAsync(id, context.Caller(), context.RequestAborted) is { } request
             ? Results.Json(await StatusOfAsync(request, queue, time, context.RequestAborted), NativeJson.Default.RequestStatus)
             : NotFound(id);
 
-    private static async Task<IResult> MineAsync(HttpContext context, RequestRegistry registry, IRequestQueue queue, TimeProvider time) =>
+    private static async Task<IResult> MineAsync(HttpContext context, IRequestRegistry registry, IRequestQueue queue, TimeProvider time) =>
         Results.Json(
-            new RequestList(await Task.WhenAll(registry.OwnedBy(context.Caller().Owner).Select(r => StatusOfAsync(r, queue, time, context.RequestAborted)))),
+            new RequestList(await Task.WhenAll((await registry.OwnedByAsync(context.Caller().Owner, context.RequestAborted)).Select(r => StatusOfAsync(r, queue, time, context.RequestAborted)))),
             NativeJson.Default.RequestList);
 
-    private static IResult CancelMine(HttpContext context, RequestRegistry registry)
+    private static async Task<IResult> CancelMineAsync(HttpContext context, IRequestRegistry registry)
     {
-        var live = registry.OwnedBy(context.Caller().Owner).Where(r => r.EndedAt is null).ToList();
+        var live = (await registry.OwnedByAsync(context.Caller().Owner, context.RequestAborted)).Where(r => r.EndedAt is null).ToList();
         foreach (var request in live)
         {
             request.Stop("cancelled_by_user");
@@ -144,13 +145,13 @@ internal static class NativeEndpoints
             ticket.Attempts,
             ticket.ArrivedAt,
             ticket.EndedAt,
-            request.Events.LastId,
+            (await request.Events.GetWindowAsync(cancellationToken)).LastId,
             request.Arrival.Conversation?.Id);
     }
 
-    private static IResult Cancel(HttpContext context, string id, RequestRegistry registry)
+    private static async Task<IResult> CancelAsync(HttpContext context, string id, IRequestRegistry registry)
     {
-        var request = registry.Find(id, context.Caller());
+        var request = await registry.FindAsync(id, context.Caller(), context.RequestAborted);
         if (request is null)
         {
             return NotFound(id);
@@ -220,12 +221,12 @@ internal static class NativeEndpoints
         return Results.Json(new ModelsList(models, defaultModel, backends.Simulated), NativeJson.Default.ModelsList);
     }
 
-    private static async Task FollowAsync(HttpContext context, LiveRequest request, long afterId, AnteroomOptions options, TimeProvider time)
+    private static async Task FollowAsync(HttpContext context, LiveRequest request, long afterId, AnteroomOptions options)
     {
         try
         {
             await EventStream.FollowAsync(
-                context.Response, request, afterId, TimeSpan.FromSeconds(options.Stream.KeepAliveSeconds), time, context.RequestAborted);
+                context.Response, request, afterId, TimeSpan.FromSeconds(options.Stream.KeepAliveSeconds), context.RequestAborted);
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {

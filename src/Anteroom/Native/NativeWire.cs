@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Anteroom.Requests;
 
 namespace Anteroom.Native;
 
@@ -20,8 +21,6 @@ internal sealed record TokenEvent(string Text)
 }
 
 internal sealed record UsageBody(int PromptTokens, int CompletionTokens, int TotalTokens);
-
-internal sealed record TimingsBody(long WaitedMs, long? TimeToFirstTokenMs, long GenerationMs, long TotalMs, double? TokensPerSecond);
 
 internal sealed record DoneEvent(string FinishReason, UsageBody Usage, TimingsBody Timings)
 {

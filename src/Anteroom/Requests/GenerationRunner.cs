@@ -1,18 +1,18 @@
 using Anteroom.Backends;
-using Anteroom.Gateway;
-using Anteroom.Native;
 using Anteroom.Scheduling;
 
 namespace Anteroom.Requests;
 
 /// <summary>
-/// Carries one request through its life: waits for a slot while publishing its position, runs the generation on
-/// the backend it was given, relays the tokens, and ends it exactly once — completed, failed, cancelled or timed
-/// out — with the slot freed on every path.
+/// Carries one request to its ending: waits for a slot while publishing its position, runs the generation on the
+/// backend it was given, relays the tokens, and says how it ended — completed, failed, cancelled or timed out —
+/// with the slot freed on every path. It does not end the request: <see cref="RequestLife"/> does, with the ending
+/// this returns.
 /// </summary>
-internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool pool, TimeProvider time, ILogger<GenerationRunner> log)
+internal sealed partial class GenerationRunner(IRequestQueue queue, IBackendPool pool, TimeProvider time, ILogger<GenerationRunner> log)
 {
-    public async Task RunAsync(LiveRequest request)
+    /// <summary>Runs the request until it has an ending, and returns it; sets what the ending reports on the request.</summary>
+    public async Task<RequestEnding> RunAsync(LiveRequest request)
     {
         try
         {
@@ -21,14 +21,12 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
                 var dispatch = await WaitForSlotAsync(request);
                 if (dispatch.Lease is not { } lease)
                 {
-                    await EndWithoutSlotAsync(request, dispatch.Outcome);
-                    return;
+                    return await EndWithoutSlotAsync(request, dispatch.Outcome);
                 }
 
-                bool retry = await AttemptAsync(request, lease);
-                if (!retry)
+                if (await AttemptAsync(request, lease) is { } ending)
                 {
-                    return;
+                    return ending;
                 }
             }
         }
@@ -37,12 +35,13 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
             // A bug, not a backend failure: still end the request and free what it holds.
             LogRunnerFailed(exception, request.Id);
             await queue.CancelAsync(request.Id);
-            if (request.EndedAt is null)
-            {
-                EndFailed(request, new RequestFailure("internal_error", "Anteroom failed to run this request."));
-            }
+            return InternalError(request);
         }
     }
+
+    /// <summary>The ending of a request that Anteroom itself failed to run.</summary>
+    public static RequestEnding InternalError(LiveRequest request) =>
+        EndFailed(request, new RequestFailure("internal_error", "Anteroom failed to run this request."));
 
     private async Task<Dispatch> WaitForSlotAsync(LiveRequest request)
     {
@@ -83,8 +82,8 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
         return drift >= Math.Max(2000, 0.2 * last.EstimatedWait.TotalMilliseconds);
     }
 
-    /// <summary>Runs one dispatch attempt. Returns true when the ticket went back to the queue for another attempt.</summary>
-    private async Task<bool> TranslateAsync(LiveRequest request, SlotLease lease, CancellationToken cancellationToken)
+    /// <summary>Runs one dispatch attempt. Returns null when the ticket went back to the queue for another attempt.</summary>
+    private async Task<RequestEnding?> TranslateAsync(LiveRequest request, SlotLease lease, CancellationToken cancellationToken)
     {
         var ticket = request.Ticket;
         int tokens = 0;
@@ -108,8 +107,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
 
                 case GenerationChunkKind.Done:
                     pool.ReportSuccess(lease, request.HealthSampled);
-                    EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, tokens));
-                    return false;
+                    return EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, tokens));
 
                 case GenerationChunkKind.Error:
                     var error = chunk.Error!;
@@ -120,23 +118,21 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
                     }
 
                     lease.Fail();
-                    EndFailed(request, new RequestFailure("backend_error", $"Backend {lease.Backend} failed mid-answer: {error.Message}"));
-                    return false;
+                    return EndFailed(request, new RequestFailure("backend_error", $"Backend {lease.Backend} failed mid-answer: {error.Message}"));
             }
         }
 
         // The client contract ends every stream with done or error; treat anything else as a lost backend.
         lease.Fail();
-        EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
-        return false;
+        return EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
     }
 
     /// <summary>
     /// Runs one dispatch attempt in the mode its backend calls for, with the request's stop and the ticket's abort
     /// linked into the backend call. A stopped attempt ends as cancelled; the slot is freed on every path. Returns
-    /// true when the ticket went back to the queue for another attempt.
+    /// null when the ticket went back to the queue for another attempt.
     /// </summary>
-    private async Task<bool> AttemptAsync(LiveRequest request, SlotLease lease)
+    private async Task<RequestEnding?> AttemptAsync(LiveRequest request, SlotLease lease)
     {
         using var run = CancellationTokenSource.CreateLinkedTokenSource(request.Stopping, request.Ticket.Aborted);
         try
@@ -152,8 +148,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
         catch (OperationCanceledException) when (run.IsCancellationRequested)
         {
             lease.Cancel();
-            EndCancelled(request);
-            return false;
+            return EndCancelled(request);
         }
         finally
         {
@@ -196,9 +191,9 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
 
     /// <summary>
     /// Relays the client's own body to a backend of the same protocol and the backend's bytes back unchanged,
-    /// counting generated pieces as they pass. Returns true when the ticket went back to the queue.
+    /// counting generated pieces as they pass. Returns null when the ticket went back to the queue.
     /// </summary>
-    private async Task<bool> RelayAsync(LiveRequest request, SlotLease lease, CancellationToken cancellationToken)
+    private async Task<RequestEnding?> RelayAsync(LiveRequest request, SlotLease lease, CancellationToken cancellationToken)
     {
         var ticket = request.Ticket;
         var payload = request.Arrival.Relay!;
@@ -246,8 +241,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
 
                 case RelayChunkKind.Done:
                     pool.ReportSuccess(lease, request.HealthSampled);
-                    EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, pieces));
-                    return false;
+                    return EndCompleted(request, lease, chunk.FinishReason ?? "stop", chunk.Usage ?? new GenerationUsage(ticket.PromptTokens, pieces));
 
                 case RelayChunkKind.Failed:
                     var error = chunk.Error!;
@@ -264,24 +258,19 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
                         request.RelayedStatus = refusal.StatusCode;
                         request.RelayedContentType = refusal.ContentType;
                         request.Events.Append(new RequestEvent.Relayed(errorBody ?? []));
-                        EndFailed(request, new RequestFailure("backend_error", error.Message, RelayedToClient: true));
-                    }
-                    else
-                    {
-                        EndFailed(request, new RequestFailure(CodeOf(error), error.Message, chunk.ErrorWasRelayed));
+                        return EndFailed(request, new RequestFailure("backend_error", error.Message, RelayedToClient: true));
                     }
 
-                    return false;
+                    return EndFailed(request, new RequestFailure(CodeOf(error), error.Message, chunk.ErrorWasRelayed));
             }
         }
 
         lease.Fail();
-        EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
-        return false;
+        return EndFailed(request, new RequestFailure("backend_error", "The backend stream ended early."));
     }
 
     /// <summary>Embeds through the backend's own API (the client spoke the other protocol).</summary>
-    private async Task<bool> EmbedAsync(LiveRequest request, SlotLease lease, CancellationToken cancellationToken)
+    private async Task<RequestEnding?> EmbedAsync(LiveRequest request, SlotLease lease, CancellationToken cancellationToken)
     {
         var ticket = request.Ticket;
         var result = await pool.Client(lease.Backend).EmbedAsync(ticket.Model, request.Arrival.EmbeddingInputs!, cancellationToken);
@@ -294,15 +283,13 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
             }
 
             lease.Fail();
-            EndFailed(request, new RequestFailure("backend_error", error.Message));
-            return false;
+            return EndFailed(request, new RequestFailure("backend_error", error.Message));
         }
 
         pool.ReportSuccess(lease, request.HealthSampled);
         lease.MarkFirstToken();
         request.Embeddings = result.Vectors;
-        EndCompleted(request, lease, "stop", new GenerationUsage(result.PromptTokens, 0));
-        return false;
+        return EndCompleted(request, lease, "stop", new GenerationUsage(result.PromptTokens, 0));
     }
 
     /// <summary>
@@ -315,65 +302,59 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, BackendPool 
     private static string CodeOf(BackendError error) => error.Failure == BackendFailure.TooLarge ? "answer_too_large" : "backend_error";
 
     /// <summary>
-    /// After a failure before anything reached the client: puts the ticket back for another backend. When that is
-    /// not possible (attempts used up, or the request was stopped meanwhile) the ticket has ended, and so does the
-    /// request here.
+    /// After a failure before anything reached the client: puts the ticket back for another backend (null). When
+    /// that is not possible (attempts used up, or the request was stopped meanwhile) the ticket has ended, and this
+    /// says how the request ends.
     /// </summary>
-    private bool TryRetry(LiveRequest request, SlotLease lease, BackendError error)
+    private RequestEnding? TryRetry(LiveRequest request, SlotLease lease, BackendError error)
     {
         LogRetrying(request.Id, lease.Backend, error.Failure);
         if (lease.TryRequeue())
         {
-            return true;
+            return null;
         }
 
         if (request.Ticket.Outcome == TicketOutcome.Cancelled)
         {
-            EndCancelled(request);
-        }
-        else
-        {
-            EndFailed(request, new RequestFailure(
-                "backend_error", $"No backend could serve this request after {request.Ticket.Attempts} attempts; last: {error.Message}"));
+            return EndCancelled(request);
         }
 
-        return false;
+        return EndFailed(request, new RequestFailure(
+            "backend_error", $"No backend could serve this request after {request.Ticket.Attempts} attempts; last: {error.Message}"));
     }
 
-    private static void EndFailed(LiveRequest request, RequestFailure failure)
+    private static RequestEnding EndFailed(LiveRequest request, RequestFailure failure)
     {
         request.Failure = failure;
         long? retryAfterMs = failure.RetryAfter is { } retry ? (long)Math.Ceiling(retry.TotalMilliseconds) : null;
-        request.End(new RequestEvent.Error(failure.Code, failure.Message, retryAfterMs));
+        return new RequestEvent.Error(failure.Code, failure.Message, retryAfterMs);
     }
 
-    private static void EndCancelled(LiveRequest request) =>
-        request.End(new RequestEvent.Cancelled(request.StopReason));
+    private static RequestEnding EndCancelled(LiveRequest request) => new RequestEvent.Cancelled(request.StopReason);
 
-    private void EndCompleted(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
+    private RequestEnding EndCompleted(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
     {
         lease.Complete(usage.PromptTokens, usage.CompletionTokens);
         request.Usage = usage;
         request.FinishReason = finishReason;
         var done = Done(request, lease, finishReason, usage);
         request.Timings = done.Timings;
-        request.End(done);
+        return done;
     }
 
-    private async Task EndWithoutSlotAsync(LiveRequest request, TicketOutcome outcome)
+    private async Task<RequestEnding> EndWithoutSlotAsync(LiveRequest request, TicketOutcome outcome)
     {
         if (outcome == TicketOutcome.TimedOut)
         {
             var waited = time.GetUtcNow() - request.Ticket.ArrivedAt;
             var retryAfter = await queue.EstimateWaitAsync(request.Ticket.Model);
-            EndFailed(request, new RequestFailure("timeout", $"Waited {waited.TotalSeconds:0.#} s for a slot without getting one.")
+            return EndFailed(request, new RequestFailure("timeout", $"Waited {waited.TotalSeconds:0.#} s for a slot without getting one.")
             {
                 RetryAfter = retryAfter is { } wait && wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : retryAfter,
             });
-            return;
         }
 
-        EndCancelled(request);
+        return EndCancelled(request);
     }
 
     private RequestEvent.Done Done(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)

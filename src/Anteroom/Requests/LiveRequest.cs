@@ -36,13 +36,14 @@ internal sealed class LiveRequest
     private string? _stopReason;
     private RequestEnding? _ending;
 
-    public LiveRequest(Ticket ticket, Arrival arrival, TimeProvider time, long maxBufferedBytes = long.MaxValue)
+    /// <summary>An admitted request; <paramref name="events"/> is its event log, an unbounded one in memory when none is given.</summary>
+    public LiveRequest(Ticket ticket, Arrival arrival, TimeProvider time, IEventLog? events = null)
     {
         Ticket = ticket;
         Arrival = arrival;
         _time = time;
         CreatedAt = time.GetUtcNow();
-        Events = new EventLog(maxBufferedBytes);
+        Events = events ?? new InProcessEventLog(time: time);
     }
 
     public string Id => Ticket.Id;
@@ -78,7 +79,7 @@ internal sealed class LiveRequest
     public string? FinishReason { get; set; }
 
     /// <summary>Waited, time to first token and generation time, once completed.</summary>
-    public Native.TimingsBody? Timings { get; set; }
+    public TimingsBody? Timings { get; set; }
 
     /// <summary>The vectors of a completed embedding request.</summary>
     public IReadOnlyList<float[]>? Embeddings { get; set; }
@@ -92,7 +93,7 @@ internal sealed class LiveRequest
     /// <summary>The upstream content type a relayed request answered with.</summary>
     public string? RelayedContentType { get; set; }
 
-    public EventLog Events { get; }
+    public IEventLog Events { get; }
 
     /// <summary>
     /// The backends this request has been counted on for their health. A request is one sample per backend: failed
@@ -122,10 +123,10 @@ internal sealed class LiveRequest
     /// The backend's bytes as relayed, in order (a relayed request's whole answer). Only for a request whose log
     /// keeps everything: a non-streaming answer, bounded by the output ceiling rather than the stream buffer.
     /// </summary>
-    public byte[] RelayedBytes()
+    public async ValueTask<byte[]> RelayedBytesAsync(CancellationToken cancellationToken)
     {
         var events = new List<StreamEvent>();
-        Events.CopyAfter(0, events, out _);
+        await Events.ReadAfterAsync(0, events, cancellationToken);
         var body = new ArrayBufferWriter<byte>();
         foreach (var streamEvent in events)
         {

@@ -37,7 +37,7 @@ internal static class LogFollower
     /// While following, the connection holds the request (see <see cref="LiveRequest.Attach"/>).
     /// </summary>
     /// <remarks>
-    /// A reader that falls further behind than the log keeps (<see cref="EventLog.MaxBytes"/>) — a client reading
+    /// A reader that falls further behind than the log keeps (<see cref="IEventLog.MaxBytes"/>) — a client reading
     /// slower than the backend generates, or not at all — is cut off as soon as an event it still needs is dropped,
     /// even while its write is waiting for the client: it gets a <c>slow_reader</c> error in its API's shape, and
     /// the request is stopped (unless another reader still follows it), so the backend stops generating an answer
@@ -46,7 +46,7 @@ internal static class LogFollower
     /// would let it keep a GPU slot that others queue for.
     /// </remarks>
     public static async Task FollowAsync(
-        LiveRequest request, long afterId, IEventSink sink, TimeSpan idleInterval, TimeProvider time, CancellationToken cancellationToken)
+        LiveRequest request, long afterId, IEventSink sink, TimeSpan idleInterval, CancellationToken cancellationToken)
     {
         using var attachment = request.Attach();
         using var cursor = request.Events.Follow(afterId);
@@ -61,7 +61,7 @@ internal static class LogFollower
             while (true)
             {
                 batch.Clear();
-                var read = request.Events.CopyAfter(cursor.Position, batch, out var appended);
+                var read = await request.Events.ReadAfterAsync(cursor.Position, batch, cancellationToken);
                 if (read == LogRead.Dropped)
                 {
                     break;
@@ -83,11 +83,7 @@ internal static class LogFollower
                     return;
                 }
 
-                try
-                {
-                    await appended.WaitAsync(idleInterval, time, linked.Token);
-                }
-                catch (TimeoutException)
+                if (!await request.Events.WaitAfterAsync(cursor.Position, idleInterval, linked.Token))
                 {
                     await sink.IdleAsync(cancellationToken);
                     if (!await sink.FlushAsync(cancellationToken))
@@ -104,7 +100,7 @@ internal static class LogFollower
 
         // The request stops only when nobody else follows it: a second tab, or a reconnect that came in late, that
         // cannot keep up loses its own stream, not the answer the request's other readers are still taking.
-        if (request.Events.Followers <= 1)
+        if (await request.Events.CountFollowersAsync(CancellationToken.None) <= 1)
         {
             request.Stop(SlowReader);
         }

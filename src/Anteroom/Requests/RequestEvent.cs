@@ -1,6 +1,5 @@
 using System.Text;
 using Anteroom.Backends;
-using Anteroom.Native;
 
 namespace Anteroom.Requests;
 
@@ -83,6 +82,12 @@ internal abstract record RequestEvent
         public override long Size => Overhead + Utf8(Reason);
     }
 }
+
+/// <summary>
+/// How long a completed request waited, took to its first token and generated, as the APIs report it (the native
+/// API shows it as is).
+/// </summary>
+internal sealed record TimingsBody(long WaitedMs, long? TimeToFirstTokenMs, long GenerationMs, long TotalMs, double? TokensPerSecond);
 
 /// <summary>How a request ended, as its holders are told: <see cref="RequestEvent.Done"/>, <see cref="RequestEvent.Error"/> or <see cref="RequestEvent.Cancelled"/>; the last event of its log.</summary>
 internal abstract record RequestEnding : RequestEvent

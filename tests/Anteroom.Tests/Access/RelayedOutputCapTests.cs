@@ -16,8 +16,8 @@ public sealed class RelayedOutputCapTests
     {
         byte[] body = Encoding.UTF8.GetBytes("""{"model":"m","max_completion_tokens":3,"max_tokens":100000,"n_predict":-1}""");
 
-        using var held = JsonDocument.Parse(Reception.WithMaxTokens(body, ClientProtocol.OpenAI, 5));
-        using var bare = JsonDocument.Parse(Reception.WithMaxTokens("""{"model":"m"}"""u8.ToArray(), ClientProtocol.OpenAI, 5));
+        using var held = JsonDocument.Parse(OutputLimit.WithMaxTokens(body, ClientProtocol.OpenAI, 5));
+        using var bare = JsonDocument.Parse(OutputLimit.WithMaxTokens("""{"model":"m"}"""u8.ToArray(), ClientProtocol.OpenAI, 5));
 
         Assert.Equal(3, held.RootElement.GetProperty("max_completion_tokens").GetInt32());
         Assert.Equal(5, held.RootElement.GetProperty("max_tokens").GetInt32());
@@ -34,7 +34,7 @@ public sealed class RelayedOutputCapTests
     [InlineData("""{"model":"m","options":{"num_predict":3}}""", 3)]
     public void OllamaBody_HasNumPredictHeldToTheCap(string body, int expected)
     {
-        using var held = JsonDocument.Parse(Reception.WithMaxTokens(Encoding.UTF8.GetBytes(body), ClientProtocol.Ollama, 5));
+        using var held = JsonDocument.Parse(OutputLimit.WithMaxTokens(Encoding.UTF8.GetBytes(body), ClientProtocol.Ollama, 5));
 
         Assert.Equal(expected, held.RootElement.GetProperty("options").GetProperty("num_predict").GetInt32());
     }

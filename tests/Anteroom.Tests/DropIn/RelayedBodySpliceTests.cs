@@ -42,7 +42,7 @@ public sealed class RelayedBodySpliceTests
     {
         byte[] original = Encoding.UTF8.GetBytes(body);
 
-        byte[] held = Reception.WithMaxTokens(original, Protocol(protocol), 5);
+        byte[] held = OutputLimit.WithMaxTokens(original, Protocol(protocol), 5);
 
         Assert.Equal(expected, Encoding.UTF8.GetString(held));
         // Apart from the length fields, the result is the same document the client sent.
@@ -57,7 +57,7 @@ public sealed class RelayedBodySpliceTests
     {
         byte[] original = Encoding.UTF8.GetBytes(body);
 
-        Assert.Same(original, Reception.WithMaxTokens(original, Protocol(protocol), 5));
+        Assert.Same(original, OutputLimit.WithMaxTokens(original, Protocol(protocol), 5));
     }
 
     /// <summary>

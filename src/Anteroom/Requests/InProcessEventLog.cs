@@ -1,24 +1,7 @@
 namespace Anteroom.Requests;
 
-/// <summary>One event of a request's stream: its id (1, 2, …), assigned by the log, and what happened.</summary>
-internal readonly record struct StreamEvent(long Id, RequestEvent Event);
-
-/// <summary>What <see cref="EventLog.CopyAfter"/> found.</summary>
-internal enum LogRead
-{
-    /// <summary>Everything after the id was copied; more may come.</summary>
-    Open,
-
-    /// <summary>Everything after the id was copied, and the log is closed.</summary>
-    Complete,
-
-    /// <summary>Events right after the id are no longer kept: nothing was copied.</summary>
-    Dropped,
-}
-
 /// <summary>
-/// The record of everything a request's holder was told. Connections read it from any id onward, so a client that
-/// reconnects with <c>Last-Event-ID</c> misses nothing it can still be given, and several can follow one request.
+/// The in-process <see cref="IEventLog"/>: a request's events in memory, for a single gateway. Reads complete at once.
 /// </summary>
 /// <remarks>
 /// It keeps at most its byte budget of events (each counted by <see cref="RequestEvent.Size"/>: its text in UTF-8,
@@ -28,8 +11,9 @@ internal enum LogRead
 /// <see cref="Cursor"/>) whose next event is dropped has its <see cref="Cursor.Overran"/> cancelled at once, even
 /// while it waits for a slow client to take what it wrote.
 /// </remarks>
-internal sealed class EventLog(long maxBytes = long.MaxValue)
+internal sealed class InProcessEventLog(long maxBytes = long.MaxValue, TimeProvider? time = null) : IEventLog
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly object _gate = new();
     private readonly List<StreamEvent> _events = [];
     private readonly List<Cursor> _cursors = [];
@@ -40,58 +24,12 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
     private long _bytes;
     private bool _complete;
 
-    /// <summary>The most bytes of events kept.</summary>
+    /// <inheritdoc />
     public long MaxBytes => maxBytes;
-
-    public long LastId
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _lastId;
-            }
-        }
-    }
-
-    /// <summary>The id of the oldest event kept (one past <see cref="LastId"/> while empty).</summary>
-    public long FirstKeptId
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return FirstKeptIdLocked;
-            }
-        }
-    }
-
-    /// <summary>The bytes of events kept now.</summary>
-    public long BufferedBytes
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _bytes;
-            }
-        }
-    }
-
-    public bool IsComplete
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _complete;
-            }
-        }
-    }
 
     private long FirstKeptIdLocked => _lastId - (_events.Count - _head) + 1;
 
-    /// <summary>Appends an event; an ending closes the log. Appending to a closed log is a bug.</summary>
+    /// <inheritdoc />
     public void Append(RequestEvent requestEvent)
     {
         TaskCompletionSource appended;
@@ -133,15 +71,40 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
         }
     }
 
-    /// <summary>
-    /// Copies the events after <paramref name="afterId"/> into <paramref name="into"/>; when the log is open,
-    /// <paramref name="appended"/> completes at the next append.
-    /// </summary>
-    public LogRead CopyAfter(long afterId, List<StreamEvent> into, out Task appended)
+    /// <inheritdoc />
+    public ValueTask<LogWindow> GetWindowAsync(CancellationToken cancellationToken = default)
     {
         lock (_gate)
         {
+            return new(new LogWindow(FirstKeptIdLocked, _lastId, _bytes, _complete));
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<LogRead> ReadAfterAsync(long afterId, List<StreamEvent> into, CancellationToken cancellationToken = default) =>
+        new(CopyAfter(afterId, into));
+
+    /// <inheritdoc />
+    public ValueTask<bool> WaitAfterAsync(long afterId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        Task appended;
+        lock (_gate)
+        {
+            if (_lastId > afterId || _complete)
+            {
+                return new(true);
+            }
+
             appended = _appended.Task;
+        }
+
+        return WaitAsync(appended, timeout, cancellationToken);
+    }
+
+    private LogRead CopyAfter(long afterId, List<StreamEvent> into)
+    {
+        lock (_gate)
+        {
             long firstKept = FirstKeptIdLocked;
             afterId = Math.Max(afterId, 0);
             if (afterId < firstKept - 1)
@@ -158,6 +121,19 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
         }
     }
 
+    private async ValueTask<bool> WaitAsync(Task appended, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await appended.WaitAsync(timeout, _time, cancellationToken);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>How many readers follow the log now.</summary>
     public int Followers
     {
@@ -170,8 +146,11 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
         }
     }
 
-    /// <summary>Starts following the log after <paramref name="afterId"/>; dispose the cursor when done.</summary>
-    public Cursor Follow(long afterId)
+    /// <inheritdoc />
+    public ValueTask<int> CountFollowersAsync(CancellationToken cancellationToken = default) => new(Followers);
+
+    /// <inheritdoc />
+    public ILogCursor Follow(long afterId)
     {
         var cursor = new Cursor(this, afterId);
         lock (_gate)
@@ -207,13 +186,13 @@ internal sealed class EventLog(long maxBytes = long.MaxValue)
     }
 
     /// <summary>One reader's place in the log: the last event it was given.</summary>
-    internal sealed class Cursor : IDisposable
+    internal sealed class Cursor : ILogCursor
     {
-        private readonly EventLog _log;
+        private readonly InProcessEventLog _log;
         private readonly CancellationTokenSource _overrun = new();
         private long _position;
 
-        public Cursor(EventLog log, long position)
+        public Cursor(InProcessEventLog log, long position)
         {
             _log = log;
             _position = position;

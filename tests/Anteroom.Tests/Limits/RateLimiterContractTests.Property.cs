@@ -3,10 +3,9 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Anteroom.Tests.Limits;
 
-public sealed class RateLimitsPropertyTests
+// random operations, against every implementation
+public abstract partial class RateLimiterContractTests
 {
-    private const string Owner = "alice";
-
     private sealed record Admission(long AtMs, int Tokens);
 
     /// <summary>
@@ -20,11 +19,11 @@ public sealed class RateLimitsPropertyTests
     [InlineData(3)]
     [InlineData(4)]
     [InlineData(5)]
-    public void AdmissionsNeverExceedCapacityPlusRefill_AndRetryAfterIsHonest(int seed)
+    public async Task AdmissionsNeverExceedCapacityPlusRefill_AndRetryAfterIsHonest(int seed)
     {
         var random = new Random(seed);
         var time = new FakeTimeProvider();
-        var limits = new RateLimits(time);
+        var limits = Create(time);
         var limit = new RateLimit(random.Next(1, 30), random.Next(50, 2000));
         int tokenCapacity = limit.TokensPerMinute!.Value;
         var admitted = new List<Admission>();
@@ -47,11 +46,11 @@ public sealed class RateLimitsPropertyTests
             else if (roll < 90)
             {
                 int tokens = random.Next(0, tokenCapacity + 1);
-                var decision = limits.TryAcquire(Owner, limit, tokens);
+                var decision = await limits.TryAcquireAsync("alice", limit, tokens);
                 if (!decision.Allowed && random.Next(2) == 0)
                 {
                     Advance(decision.RetryAfter);
-                    decision = limits.TryAcquire(Owner, limit, tokens);
+                    decision = await limits.TryAcquireAsync("alice", limit, tokens);
                     Assert.True(decision.Allowed, $"refused again after waiting its retry-after at op {op}");
                 }
 
@@ -60,7 +59,7 @@ public sealed class RateLimitsPropertyTests
                     if (random.Next(10) == 0)
                     {
                         // A later admission step refused it, straight away.
-                        limits.Release(Owner, limit, tokens);
+                        await limits.ReleaseAsync("alice", limit, tokens);
                     }
                     else
                     {
@@ -71,11 +70,11 @@ public sealed class RateLimitsPropertyTests
             else if (roll < 95 && admitted.Count > 0)
             {
                 var last = admitted[^1];
-                limits.Settle(Owner, limit, last.Tokens, last.Tokens + random.Next(0, 200));
+                await limits.SettleAsync("alice", limit, last.Tokens, last.Tokens + random.Next(0, 200));
             }
             else
             {
-                limits.Sweep();
+                await limits.SweepAsync();
             }
         }
 

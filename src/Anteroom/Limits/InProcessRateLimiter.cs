@@ -3,27 +3,42 @@ using System.Collections.Concurrent;
 namespace Anteroom.Limits;
 
 /// <summary>
-/// Per-owner requests-per-minute and tokens-per-minute buckets. A request reserves its tokens up front
-/// (<see cref="TryAcquire"/>), and the reservation is corrected once the actual usage is known
-/// (<see cref="Settle"/>) or undone when a later admission step refuses it (<see cref="Release"/>).
+/// The in-process <see cref="IRateLimiter"/>: per-owner token buckets in memory, for a single gateway. Every
+/// operation completes at once.
 /// </summary>
 /// <remarks>
 /// Each owner has its own small entry and lock, so owners never contend with each other. Owners are created on
-/// first use and forgotten by <see cref="Sweep"/> once both their buckets are full again: a full bucket is exactly
+/// first use and forgotten by <see cref="SweepAsync"/> once both their buckets are full again: a full bucket is exactly
 /// what a new owner gets, so forgetting it loses nothing.
 /// </remarks>
-internal sealed class RateLimits(TimeProvider time)
+internal sealed class InProcessRateLimiter(TimeProvider time) : IRateLimiter
 {
-    public const string RequestsPerMinute = "requests_per_minute";
-    public const string TokensPerMinute = "tokens_per_minute";
-
     private readonly ConcurrentDictionary<string, OwnerBuckets> owners = new(StringComparer.Ordinal);
 
-    /// <summary>
-    /// Admits a request of <paramref name="tokens"/> tokens if both limits allow it, taking one request and the
-    /// tokens; otherwise takes nothing from either.
-    /// </summary>
-    public RateDecision TryAcquire(string owner, RateLimit limit, int tokens)
+    /// <inheritdoc />
+    public ValueTask<RateDecision> TryAcquireAsync(string owner, RateLimit limit, int tokens) => new(TryAcquire(owner, limit, tokens));
+
+    /// <inheritdoc />
+    public ValueTask SettleAsync(string owner, RateLimit limit, int reservedTokens, int actualTokens)
+    {
+        Settle(owner, limit, reservedTokens, actualTokens);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public ValueTask ReleaseAsync(string owner, RateLimit limit, int reservedTokens)
+    {
+        Release(owner, limit, reservedTokens);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public ValueTask<RateState?> GetStateAsync(string owner, RateLimit limit) => new(State(owner, limit));
+
+    /// <inheritdoc />
+    public ValueTask<int> SweepAsync() => new(Sweep());
+
+    private RateDecision TryAcquire(string owner, RateLimit limit, int tokens)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         if (limit.IsUnlimited)
@@ -35,8 +50,7 @@ internal sealed class RateLimits(TimeProvider time)
             static (entry, s) => entry.TryAcquire(s.limit, s.tokens, s.now));
     }
 
-    /// <summary>Corrects a finished request's reservation to what it used: refunds the rest or charges the overrun.</summary>
-    public void Settle(string owner, RateLimit limit, int reservedTokens, int actualTokens)
+    private void Settle(string owner, RateLimit limit, int reservedTokens, int actualTokens)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(reservedTokens);
         ArgumentOutOfRangeException.ThrowIfNegative(actualTokens);
@@ -59,12 +73,7 @@ internal sealed class RateLimits(TimeProvider time)
         });
     }
 
-    /// <summary>Undoes a <see cref="TryAcquire"/> whose request a later admission step refused.</summary>
-    /// <remarks>
-    /// Meant for straight after the acquisition: called later, it would hand back a request the bucket has
-    /// meanwhile refilled, letting slightly more than the limit through.
-    /// </remarks>
-    public void Release(string owner, RateLimit limit, int reservedTokens)
+    private void Release(string owner, RateLimit limit, int reservedTokens)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(reservedTokens);
         if (!limit.IsUnlimited)
@@ -73,8 +82,7 @@ internal sealed class RateLimits(TimeProvider time)
         }
     }
 
-    /// <summary>The owner's standing for the headers; null when <paramref name="limit"/> limits nothing.</summary>
-    public RateState? State(string owner, RateLimit limit)
+    private RateState? State(string owner, RateLimit limit)
     {
         if (limit.IsUnlimited)
         {
@@ -96,12 +104,11 @@ internal sealed class RateLimits(TimeProvider time)
         return OwnerBuckets.FullState(limit);
     }
 
-    /// <summary>Forgets owners whose buckets are all full; returns how many.</summary>
     /// <remarks>
     /// An entry is retired under its lock before it is removed, and whoever meets a retired entry takes a fresh
     /// one, so a request racing the sweep can never spend from an entry that is being forgotten.
     /// </remarks>
-    public int Sweep()
+    private int Sweep()
     {
         var now = time.GetUtcNow();
         int dropped = 0;
@@ -179,7 +186,7 @@ internal sealed class RateLimits(TimeProvider time)
             if (requestWait > TimeSpan.Zero || tokenWait > TimeSpan.Zero)
             {
                 // Both must allow, so the honest wait is the longer one, and it names the limit that set it.
-                string refusedBy = tokenWait > requestWait ? TokensPerMinute : RequestsPerMinute;
+                string refusedBy = tokenWait > requestWait ? IRateLimiter.TokensPerMinute : IRateLimiter.RequestsPerMinute;
                 return new RateDecision(false, refusedBy, Max(requestWait, tokenWait), State(limit, now));
             }
 

@@ -3,26 +3,27 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Anteroom.Tests.Limits;
 
-public sealed class RateLimitsConcurrencyTests
+public sealed class InProcessRateLimiterConcurrencyTests
 {
     [Fact]
-    public void ParallelAcquisitionsWithFrozenTime_AdmitExactlyTheCapacity()
+    public async Task ParallelAcquisitionsWithFrozenTime_AdmitExactlyTheCapacity()
     {
-        var limits = new RateLimits(new FakeTimeProvider());
+        var limits = new InProcessRateLimiter(new FakeTimeProvider());
         var limit = new RateLimit(100, 10_000);
         int allowed = 0;
 
-        Parallel.For(0, 5000, new ParallelOptions { MaxDegreeOfParallelism = 16 }, _ =>
+        await Parallel.ForAsync(0, 5000, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (_, _) =>
         {
-            if (limits.TryAcquire("alice", limit, 1).Allowed)
+            if ((await limits.TryAcquireAsync("alice", limit, 1)).Allowed)
             {
                 Interlocked.Increment(ref allowed);
             }
         });
 
         Assert.Equal(100, allowed);
-        Assert.Equal(0, limits.State("alice", limit)!.RequestsRemaining);
-        Assert.Equal(9900, limits.State("alice", limit)!.TokensRemaining);
+        var state = (await limits.GetStateAsync("alice", limit))!;
+        Assert.Equal(0, state.RequestsRemaining);
+        Assert.Equal(9900, state.TokensRemaining);
     }
 
     /// <summary>
@@ -37,7 +38,7 @@ public sealed class RateLimitsConcurrencyTests
     public async Task SweepsRacingAcquisitions_NeverLetMoreThanTheCapacityInFlight()
     {
         const int Capacity = 2;
-        var limits = new RateLimits(new FakeTimeProvider());
+        var limits = new InProcessRateLimiter(new FakeTimeProvider());
         var limit = new RateLimit(Capacity, null);
         string[] owners = ["alice", "bob"];
         int[] inFlight = new int[owners.Length];
@@ -45,23 +46,23 @@ public sealed class RateLimitsConcurrencyTests
         using var done = new CancellationTokenSource();
         var sweeping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        var sweeper = Task.Factory.StartNew(() =>
+        var sweeper = Task.Factory.StartNew(async () =>
         {
             sweeping.SetResult();
             int dropped = 0;
             while (!done.IsCancellationRequested)
             {
-                dropped += limits.Sweep();
+                dropped += await limits.SweepAsync();
             }
 
             return dropped;
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
         await sweeping.Task;
 
-        Parallel.For(0, 100_000, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        await Parallel.ForAsync(0, 100_000, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
         {
             int owner = i % owners.Length;
-            if (!limits.TryAcquire(owners[owner], limit, 0).Allowed)
+            if (!(await limits.TryAcquireAsync(owners[owner], limit, 0)).Allowed)
             {
                 return;
             }
@@ -69,13 +70,16 @@ public sealed class RateLimitsConcurrencyTests
             int now = Interlocked.Increment(ref inFlight[owner]);
             InterlockedMax(ref mostInFlight, now);
             Interlocked.Decrement(ref inFlight[owner]);
-            limits.Release(owners[owner], limit, 0);
+            await limits.ReleaseAsync(owners[owner], limit, 0);
         });
         done.Cancel();
 
         Assert.True(await sweeper > 0);
         Assert.InRange(mostInFlight, 1, Capacity);
-        Assert.All(owners, owner => Assert.Equal(Capacity, limits.State(owner, limit)!.RequestsRemaining));
+        foreach (string owner in owners)
+        {
+            Assert.Equal(Capacity, (await limits.GetStateAsync(owner, limit))!.RequestsRemaining);
+        }
     }
 
     private static void InterlockedMax(ref int target, int value)
