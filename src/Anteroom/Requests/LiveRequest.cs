@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using Anteroom.Backends;
 using Anteroom.Scheduling;
@@ -118,26 +117,6 @@ internal sealed class LiveRequest
 
     /// <summary>When it ended; set by <see cref="End"/>, before its holders are told.</summary>
     public DateTimeOffset? EndedAt { get; private set; }
-
-    /// <summary>
-    /// The backend's bytes as relayed, in order (a relayed request's whole answer). Only for a request whose log
-    /// keeps everything: a non-streaming answer, bounded by the output ceiling rather than the stream buffer.
-    /// </summary>
-    public async ValueTask<byte[]> RelayedBytesAsync(CancellationToken cancellationToken)
-    {
-        var events = new List<StreamEvent>();
-        await Events.ReadAfterAsync(0, events, cancellationToken);
-        var body = new ArrayBufferWriter<byte>();
-        foreach (var streamEvent in events)
-        {
-            if (streamEvent.Event is RequestEvent.Relayed relayed)
-            {
-                body.Write(relayed.Bytes);
-            }
-        }
-
-        return body.WrittenSpan.ToArray();
-    }
 
     public void Stop(string reason)
     {

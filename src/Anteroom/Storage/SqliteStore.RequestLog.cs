@@ -9,6 +9,8 @@ internal sealed partial class SqliteStore
     // rather than held in memory without bound or pushed back onto requests.
     private const int RequestQueueCapacity = 65_536;
     private const int RequestBatchSize = 500;
+    // Real time, not the injected clock: how long entries gather before a write, not a time anything is about.
+    private static readonly TimeSpan GatherWindow = TimeSpan.FromMilliseconds(20);
     private static readonly TimeSpan DropWarningInterval = TimeSpan.FromMinutes(1);
 
     private const string RequestColumns =
@@ -114,16 +116,13 @@ internal sealed partial class SqliteStore
         var reader = _requestQueue.Reader;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (batch.Count < RequestBatchSize && reader.TryRead(out var item))
+            Gather(reader, batch, markers);
+            // Under load, entries come one by one: a short wait gathers them into one transaction instead of a
+            // write to the disk each. A flush waits for nothing, and neither does a full batch.
+            if (markers.Count == 0 && batch.Count < RequestBatchSize && !reader.Completion.IsCompleted)
             {
-                if (item.Entry is not null)
-                {
-                    batch.Add(item.Entry);
-                }
-                else
-                {
-                    markers.Add(item.Flushed!);
-                }
+                await Task.Delay(GatherWindow, TimeProvider.System).ConfigureAwait(false);
+                Gather(reader, batch, markers);
             }
 
             unreportedFailure = TryWriteBatch(batch) ?? unreportedFailure;
@@ -134,6 +133,21 @@ internal sealed partial class SqliteStore
 
         _logWriter?.Dispose();
         _logWriter = null;
+    }
+
+    private static void Gather(ChannelReader<PendingLogItem> reader, List<RequestLogEntry> batch, List<TaskCompletionSource> markers)
+    {
+        while (batch.Count < RequestBatchSize && reader.TryRead(out var item))
+        {
+            if (item.Entry is not null)
+            {
+                batch.Add(item.Entry);
+            }
+            else
+            {
+                markers.Add(item.Flushed!);
+            }
+        }
     }
 
     /// <summary>Writes the batch; a failure is logged and returned, never thrown, so the writer keeps going.</summary>
