@@ -1,3 +1,4 @@
+using System.Buffers;
 using Anteroom.Requests;
 
 namespace Anteroom.DropIn;
