@@ -6,13 +6,13 @@
 # appsettings.json, then drives the three targets with the same load and prints one table. Everything listens on
 # 127.0.0.1 on free ports; everything it starts is stopped on exit. See bench/README.md for what is measured.
 #
-# Settings (environment): BENCH_SECONDS (10) per measured run, BENCH_WARMUP_SECONDS (5), BENCH_RATES ("1000 2000"),
+# Settings (environment): BENCH_SECONDS (10) per measured run, BENCH_WARMUP_SECONDS (20), BENCH_RATES ("1000 2000"),
 # BENCH_CONNECTIONS (40), BENCH_STREAM_RATE (50 streams/s), BENCH_STREAM_SECONDS (5), BENCH_KEEP=1 keeps the logs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
-WARMUP_SECONDS=${BENCH_WARMUP_SECONDS:-5}
+WARMUP_SECONDS=${BENCH_WARMUP_SECONDS:-20}
 RATES=${BENCH_RATES:-"1000 2000"}
 CONNECTIONS=${BENCH_CONNECTIONS:-40}
 STREAM_RATE=${BENCH_STREAM_RATE:-50}

@@ -59,6 +59,11 @@ internal sealed class OllamaRelayFraming : IRelayFraming
             return tail ? FrameVerdict.Truncated(MissingDone) : FrameVerdict.Data(0);
         }
 
+        if (!tail && IsPlainToken(line))
+        {
+            return FrameVerdict.Data(1);
+        }
+
         if (!TryParse(line, out var chunk))
         {
             return tail
@@ -79,6 +84,15 @@ internal sealed class OllamaRelayFraming : IRelayFraming
 
         return tail ? FrameVerdict.Truncated(MissingDone) : FrameVerdict.Data(pieces);
     }
+
+    /// <summary>
+    /// A line that only carries text (see <see cref="TokenChunkScan"/>): not done, no error, and text in
+    /// <c>message.content</c> (chat) or <c>response</c> (generate).
+    /// </summary>
+    internal static bool IsPlainToken(ReadOnlySpan<byte> line) =>
+        line.IndexOf("\"done\":false"u8) >= 0
+        && line.IndexOf("\"error\""u8) < 0
+        && (TokenChunkScan.HasText(line, "\"content\":\""u8) || TokenChunkScan.HasText(line, "\"response\":\""u8));
 
     private static bool TryParse(ReadOnlySpan<byte> json, out OllamaRelayLine line)
     {

@@ -110,6 +110,11 @@ internal sealed class OpenAIRelayFraming : IRelayFraming
             return FrameVerdict.End(0, _usage, _finishReason);
         }
 
+        if (!tail && IsPlainToken(data))
+        {
+            return FrameVerdict.Data(1);
+        }
+
         if (!TryParse(data, out var chunk))
         {
             return tail
@@ -137,6 +142,16 @@ internal sealed class OpenAIRelayFraming : IRelayFraming
         _finishReason = choice.FinishReason ?? _finishReason;
         return FrameVerdict.Data(choice.Delta?.HasContent == true || choice.HasText ? 1 : 0);
     }
+
+    /// <summary>
+    /// A chunk that only carries text (see <see cref="TokenChunkScan"/>): no finish reason yet, no usage, no error,
+    /// and text in <c>delta.content</c> (chat) or <c>text</c> (completions).
+    /// </summary>
+    internal static bool IsPlainToken(ReadOnlySpan<byte> data) =>
+        data.IndexOf("\"finish_reason\":null"u8) >= 0
+        && data.IndexOf("\"error\""u8) < 0
+        && TokenChunkScan.AbsentOrNull(data, "\"usage\":"u8)
+        && (TokenChunkScan.HasText(data, "\"content\":\""u8) || TokenChunkScan.HasText(data, "\"text\":\""u8));
 
     // The event's data field; a single data line (the usual case) is a slice of the frame, not a copy.
     private bool TryGetData(ReadOnlySpan<byte> frame, out ReadOnlySpan<byte> data)
