@@ -9,8 +9,6 @@ internal sealed partial class SqliteStore
     // rather than held in memory without bound or pushed back onto requests.
     private const int RequestQueueCapacity = 65_536;
     private const int RequestBatchSize = 500;
-    // Real time, not the injected clock: how long entries gather before a write, not a time anything is about.
-    private static readonly TimeSpan GatherWindow = TimeSpan.FromMilliseconds(20);
     private static readonly TimeSpan DropWarningInterval = TimeSpan.FromMinutes(1);
 
     private const string RequestColumns =
@@ -117,14 +115,6 @@ internal sealed partial class SqliteStore
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
             Gather(reader, batch, markers);
-            // Under load, entries come one by one: a short wait gathers them into one transaction instead of a
-            // write to the disk each. A flush waits for nothing, and neither does a full batch.
-            if (markers.Count == 0 && batch.Count < RequestBatchSize && !reader.Completion.IsCompleted)
-            {
-                await Task.Delay(GatherWindow, TimeProvider.System).ConfigureAwait(false);
-                Gather(reader, batch, markers);
-            }
-
             unreportedFailure = TryWriteBatch(batch) ?? unreportedFailure;
             unreportedFailure = AnswerFlushes(markers, unreportedFailure);
             batch.Clear();
