@@ -66,7 +66,9 @@ internal static class AnteroomCli
             Optional = true,
         });
         builder.AddAnteroom();
-        var app = builder.Build();
+        // Disposed when it has stopped: the stores then write what is still queued (the last requests' log entries)
+        // before the process exits.
+        await using var app = builder.Build();
         app.MapAnteroom();
         try
         {
