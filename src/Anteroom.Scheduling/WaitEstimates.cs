@@ -86,16 +86,16 @@ internal sealed class WaitEstimates
 
         // The slots free now come first: a ticket that one of them awaits, the usual case when nothing queues,
         // needs no look at the running tickets.
+        int busy = Math.Min(running, slots);
         int ahead = position - 1;
         int round = ahead / slots;
-        int rank = (ahead % slots) - (slots - Math.Min(running, slots));
+        int rank = (ahead % slots) - (slots - busy);
         double roundsMs = round == 0 ? 0 : round * ModelServiceMs(queue);
         if (rank < 0)
         {
             return TimeSpan.FromMilliseconds(roundsMs);
         }
 
-        int busy = Math.Min(running, slots);
         double[]? rented = busy <= 256 ? null : ArrayPool<double>.Shared.Rent(busy);
         Span<double> freeAt = rented is null ? stackalloc double[busy] : rented.AsSpan(0, busy);
         int filled = 0;

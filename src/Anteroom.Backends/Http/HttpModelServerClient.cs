@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
@@ -9,12 +10,13 @@ internal sealed class HttpModelServerClient : IModelServerClient
 {
     // Error bodies are short; this only keeps a proxy's error page from being buffered without end.
     private const int MaxRelayedErrorBodyBytes = 1024 * 1024;
+    private const int MaxRememberedRelayUris = 64;
 
     private readonly IBackendDialect _dialect;
     private readonly HttpClient _httpClient;
-    private const int MaxRememberedRelayUris = 64;
     private readonly Uri _baseAddress;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Uri> _relayUris = new(StringComparer.Ordinal);
+    // The relay paths already checked against the base address, so a request does not parse and check its path again.
+    private readonly ConcurrentDictionary<string, Uri> _relayUris = new(StringComparer.Ordinal);
     private readonly Uri _chatUri;
     private readonly Uri _completionUri;
     private readonly Uri _embedUri;

@@ -114,7 +114,18 @@ internal sealed partial class SqliteStore
         var reader = _requestQueue.Reader;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            Gather(reader, batch, markers);
+            while (batch.Count < RequestBatchSize && reader.TryRead(out var item))
+            {
+                if (item.Entry is not null)
+                {
+                    batch.Add(item.Entry);
+                }
+                else
+                {
+                    markers.Add(item.Flushed!);
+                }
+            }
+
             unreportedFailure = TryWriteBatch(batch) ?? unreportedFailure;
             unreportedFailure = AnswerFlushes(markers, unreportedFailure);
             batch.Clear();
@@ -123,21 +134,6 @@ internal sealed partial class SqliteStore
 
         _logWriter?.Dispose();
         _logWriter = null;
-    }
-
-    private static void Gather(ChannelReader<PendingLogItem> reader, List<RequestLogEntry> batch, List<TaskCompletionSource> markers)
-    {
-        while (batch.Count < RequestBatchSize && reader.TryRead(out var item))
-        {
-            if (item.Entry is not null)
-            {
-                batch.Add(item.Entry);
-            }
-            else
-            {
-                markers.Add(item.Flushed!);
-            }
-        }
     }
 
     /// <summary>Writes the batch; a failure is logged and returned, never thrown, so the writer keeps going.</summary>
