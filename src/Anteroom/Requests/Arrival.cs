@@ -44,6 +44,19 @@ internal sealed record Arrival(Caller Caller, GenerationRequest Generation)
 
     /// <summary>The tokens its rate limit holds for it until it ends.</summary>
     public int ReservedTokens { get; init; }
+
+    /// <summary>
+    /// This arrival without what only running it needed: the prompt, the body to relay and the texts to embed. An
+    /// ended request is kept for its replay window (minutes), and a long prompt held that long would cost more memory
+    /// than everything else about the request together.
+    /// </summary>
+    public Arrival WithoutPayload() => this with
+    {
+        Generation = new GenerationRequest { Model = Generation.Model, Kind = Generation.Kind, Messages = [] },
+        Relay = null,
+        EmbeddingInputs = null,
+        Conversation = Conversation is { } turn ? turn with { Message = "" } : null,
+    };
 }
 
 /// <summary>A request turned away at the door: the status, a stable code, what to tell the caller, and when to retry.</summary>

@@ -51,7 +51,8 @@ internal sealed class LiveRequest
 
     public Ticket Ticket { get; }
 
-    public Arrival Arrival { get; }
+    /// <summary>What it arrived with; once it has ended, without its prompt (see <see cref="Arrival.WithoutPayload"/>).</summary>
+    public Arrival Arrival { get; private set; }
 
     public GenerationRequest Generation => Arrival.Generation;
 
@@ -139,10 +140,14 @@ internal sealed class LiveRequest
         _ending = ending;
     }
 
-    /// <summary>Tells the holders how the request ended: appends the terminal event, closing the log, and completes <see cref="Ended"/>.</summary>
+    /// <summary>
+    /// Tells the holders how the request ended: appends the terminal event, closing the log, and completes
+    /// <see cref="Ended"/>. What the ending settled no longer needs the prompt, so it is let go here.
+    /// </summary>
     public void Publish()
     {
         var ending = _ending ?? throw new InvalidOperationException($"Request {Id} has not ended; there is nothing to publish.");
+        Arrival = Arrival.WithoutPayload();
         Events.Append(ending);
         lock (_gate)
         {
