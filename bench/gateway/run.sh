@@ -2,8 +2,9 @@
 # The gateway benchmark, one command: bench/gateway/run.sh
 #
 # Starts a zero-delay upstream (`anteroom simulate` for fixed non-streaming answers, gateway-bench for streams of
-# stamped tokens), an nginx reverse proxy in front of them and Anteroom as built in Release with its shipped
-# appsettings.json, then drives the three targets with the same load and prints one table. Everything listens on
+# stamped tokens), an nginx reverse proxy in front of them, a bare Kestrel proxy (`gateway-bench proxy`: what Kestrel
+# and HttpClient cost with nothing else) and Anteroom as built in Release with its shipped appsettings.json, then
+# drives the four targets with the same load and prints one table. Everything listens on
 # 127.0.0.1 on free ports; everything it starts is stopped on exit. See bench/README.md for what is measured.
 #
 # Settings (environment): BENCH_SECONDS (10) per measured run, BENCH_WARMUP_SECONDS (20), BENCH_RATES ("1000 2000"),
@@ -60,8 +61,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mapfile -t ports < <("$BENCH" ports --count 6)
+mapfile -t ports < <("$BENCH" ports --count 7)
 P_SIM=${ports[0]} P_STAMP=${ports[1]} P_NGX_SIM=${ports[2]} P_NGX_STAMP=${ports[3]} P_ANTEROOM=${ports[4]}
+P_BARE_SIM=${ports[5]} P_BARE_STAMP=${ports[6]}
 
 # --- the upstreams ---------------------------------------------------------------------------------------------------
 # Non-streaming: the simulator with no delay at all. Every answer is exactly 16 tokens: its length is drawn within
@@ -106,6 +108,14 @@ EOF
 NGINX_PID=$!
 started+=("$NGINX_PID")
 
+# --- the bare Kestrel proxy, one per upstream -----------------------------------------------------------------------
+"$BENCH" proxy --port "$P_BARE_SIM" --upstream "http://127.0.0.1:$P_SIM" >"$WORK/bare-sim.log" 2>&1 &
+BARE_SIM_PID=$!
+started+=("$BARE_SIM_PID")
+"$BENCH" proxy --port "$P_BARE_STAMP" --upstream "http://127.0.0.1:$P_STAMP" >"$WORK/bare-stamped.log" 2>&1 &
+BARE_STAMP_PID=$!
+started+=("$BARE_STAMP_PID")
+
 # --- Anteroom, as shipped, pointed at both upstreams -----------------------------------------------------------------
 # Its working directory is the temporary one, so only the appsettings.json shipped beside the binary applies. The
 # per-user limits are raised because the load generator is one user; 1,000 slots per backend, so nothing queues.
@@ -135,6 +145,8 @@ ready() { # url, model: one answer with 200 within 60 s
 ready "http://127.0.0.1:$P_SIM" fixed
 ready "http://127.0.0.1:$P_STAMP" stamped
 ready "http://127.0.0.1:$P_NGX_SIM" fixed
+ready "http://127.0.0.1:$P_BARE_SIM" fixed
+ready "http://127.0.0.1:$P_BARE_STAMP" stamped
 ready "http://127.0.0.1:$P_ANTEROOM" fixed
 ready "http://127.0.0.1:$P_ANTEROOM" stamped
 
@@ -157,6 +169,7 @@ proxy_pids() { # the processes between the client and the upstream
   case $1 in
     nginx) echo "${NGINX_PIDS[@]}" ;;
     anteroom) echo "$ANTEROOM_PID" ;;
+    kestrel) echo "$BARE_SIM_PID $BARE_STAMP_PID" ;;
   esac
 }
 per() { # target ticks count decimals: CPU microseconds per item, "-" for the direct target's (absent) proxy
@@ -202,6 +215,7 @@ measure() { # name url
 
 measure direct "http://127.0.0.1:$P_SIM"
 measure nginx "http://127.0.0.1:$P_NGX_SIM"
+measure kestrel "http://127.0.0.1:$P_BARE_SIM"
 measure anteroom "http://127.0.0.1:$P_ANTEROOM"
 
 declare -A streamed
@@ -228,6 +242,7 @@ stream() { # name url
 
 stream direct "http://127.0.0.1:$P_STAMP"
 stream nginx "http://127.0.0.1:$P_NGX_STAMP"
+stream kestrel "http://127.0.0.1:$P_BARE_STAMP"
 stream anteroom "http://127.0.0.1:$P_ANTEROOM"
 
 # --- the table -----------------------------------------------------------------------------------------------------
@@ -241,7 +256,7 @@ echo "Non-streaming POST /v1/chat/completions, $CONNECTIONS connections, ${SECON
 echo
 echo "| target | p50 / p99 at $R1 req/s, achieved rate, errors | at $R2 req/s | proxy CPU µs/request at $R1 / $R2 | upstream CPU µs/request at $R1 / $R2 |"
 echo "|---|---|---|---|---|"
-for name in direct nginx anteroom; do
+for name in direct nginx kestrel anteroom; do
   echo "| $name | ${result[$name,$R1]} | ${result[$name,$R2]} | ${result[$name,$R1,proxy]} / ${result[$name,$R2,proxy]} | ${result[$name,$R1,upstream]} / ${result[$name,$R2,upstream]} |"
 done
 echo
@@ -249,6 +264,6 @@ echo "Streaming, $STREAM_TOKENS-token answers, $STREAM_RATE streams/s for ${STRE
 echo
 echo "| target | delay from upstream write to client read, p50 / p99; tokens; errors | proxy CPU µs/token | upstream CPU µs/token |"
 echo "|---|---|---|---|"
-for name in direct nginx anteroom; do
+for name in direct nginx kestrel anteroom; do
   echo "| $name | ${streamed[$name]} | ${streamed[$name,proxy]} | ${streamed[$name,upstream]} |"
 done
