@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # Runs every Anteroom test on a fresh machine that has the .NET SDK, Node 20 and npm; installs anything else the
-# tests need (Debian's Chromium for the browser tests): the .NET tests first (they also build the gateway), then
+# tests need (Debian packages: Chromium, redis-server, PostgreSQL): the .NET tests first (they also build the gateway), then
 # the Node SDK tests and the browser tests against that build.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# The browser tests drive Debian's Chromium; install it when this machine lacks it.
-if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM_PATH:-}" ]; then
+# Debian packages the tests start for real: Chromium (the browser tests), redis-server and PostgreSQL (the shared
+# queue and storage of several replicas). Install those this machine lacks; the tests start their own servers on free
+# ports, so the packages' own services must not start (and take the default ports): policy-rc.d says no.
+missing=()
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM_PATH:-}" ]; then missing+=(chromium); fi
+if ! command -v redis-server >/dev/null 2>&1; then missing+=(redis-server); fi
+if ! command -v postgres >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then missing+=(postgresql); fi
+if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  policy_added=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+    policy_added=1
+  fi
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$policy_added" -eq 1 ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 dotnet_log=$(mktemp)
