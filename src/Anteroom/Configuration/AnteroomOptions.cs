@@ -53,6 +53,9 @@ public sealed class AnteroomOptions
 
     /// <summary>Open client connections the server holds at once; further ones are closed as they arrive. Unset: no limit.</summary>
     public long? MaxConnections { get; set; }
+
+    /// <summary>Redis mode: the queue, slots, limits and events shared by several replicas.</summary>
+    public RedisOptions Redis { get; set; } = new();
 }
 
 /// <summary>Who may call, and how callers are told apart.</summary>

@@ -136,9 +136,50 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
             yield return $"{root}:DefaultModel '{model}' is not served by any configured backend.";
         }
 
+        foreach (var problem in RedisProblems(options.Redis))
+        {
+            yield return problem;
+        }
+
         foreach (var problem in AccessProblems(options))
         {
             yield return problem;
+        }
+    }
+
+    private static IEnumerable<string> RedisProblems(RedisOptions redis)
+    {
+        const string key = AnteroomOptions.Section + ":Redis";
+        if (redis.Enabled)
+        {
+            string? problem = null;
+            try
+            {
+                var parsed = StackExchange.Redis.ConfigurationOptions.Parse(redis.Configuration!);
+                if (parsed.EndPoints.Count == 0)
+                {
+                    problem = "names no server";
+                }
+            }
+            catch (ArgumentException exception)
+            {
+                problem = exception.Message;
+            }
+
+            if (problem is not null)
+            {
+                yield return $"{key}:Configuration must be a StackExchange.Redis configuration string such as '127.0.0.1:6379' ({problem}).";
+            }
+        }
+
+        if (redis.Prefix.Length is 0 or > 64 || !redis.Prefix.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':'))
+        {
+            yield return $"{key}:Prefix must be 1 to 64 letters, digits, '-', '_', '.' or ':' (got '{redis.Prefix}').";
+        }
+
+        if (!(redis.LeaseSeconds >= 2 && redis.LeaseSeconds <= 600))
+        {
+            yield return $"{key}:LeaseSeconds must be between 2 and 600 (got {redis.LeaseSeconds}): a replica renews its leases three times per lease.";
         }
     }
 

@@ -198,9 +198,16 @@ internal static partial class GatewayComposition
         var options = new AnteroomOptions();
         builder.Configuration.GetSection(AnteroomOptions.Section).Bind(options);
         string directory = DataDirectory.Prepare(options.DataDirectory());
-        services.AddDataProtection()
-            .SetApplicationName("anteroom")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(directory, "protection-keys")));
+        var protection = services.AddDataProtection().SetApplicationName("anteroom");
+        if (options.Redis.Enabled)
+        {
+            // Shared by every replica, so a cookie issued by one is read by all (RedisMode moves the keys there).
+            services.AddRedisMode(options.Redis);
+        }
+        else
+        {
+            protection.PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(directory, "protection-keys")));
+        }
         services.AddSingleton(provider => SqliteStore.Open(
             DataDirectory.DatabasePath(directory), provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom.Storage")));
         services.AddSingleton<IKeyStore>(provider => new CachedKeyStore(
