@@ -47,6 +47,35 @@ public sealed class RedisModeTests(RedisFixture redis) : IClassFixture<RedisFixt
         Assert.Equal(1, await connection.GetDatabase().ListLengthAsync($"{prefix}:protection-keys"));
     }
 
+    [Fact]
+    public async Task ThreeReplicaProcesses_RecogniseOneBrowser_EvenAfterTheReplicaThatSignedItInIsKilled()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var ct = timeout.Token;
+        await using var simulator = await Anteroom.Simulator.SimulatedModelServer.StartAsync(TestGateway.FastSimulator());
+        var settings = new Dictionary<string, string?>(Settings(redis.NextPrefix()));
+        foreach (var (key, value) in GatewayProcess.Backend(0, "gpu", simulator.BaseAddress, 1, "ollama", "llama3.1:8b"))
+        {
+            settings[key] = value;
+        }
+
+        await using var first = await GatewayProcess.StartAsync(settings);
+        await using var second = await GatewayProcess.StartAsync(settings);
+        await using var third = await GatewayProcess.StartAsync(settings);
+
+        using var issued = await first.Client().GetAsync("session", ct);
+        Assert.Equal(HttpStatusCode.OK, issued.StatusCode);
+        string cookie = issued.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith(BrowserSessions.CookieName + "=", StringComparison.Ordinal)).Split(';')[0];
+        string user = await UserAsync(issued, ct);
+        await first.KillAsync();
+
+        using var onSecond = await second.Client(cookie).GetAsync("session", ct);
+        using var onThird = await third.Client(cookie).GetAsync("session", ct);
+
+        Assert.Equal(user, await UserAsync(onSecond, ct));
+        Assert.Equal(user, await UserAsync(onThird, ct));
+    }
+
     private Dictionary<string, string?> Settings(string prefix) => new()
     {
         ["Anteroom:Redis:Configuration"] = redis.Server.Configuration,
