@@ -180,7 +180,7 @@ internal sealed class RedisEventLogFactory : IEventLogFactory
             return followers.IsNull ? 0 : (int)followers;
         });
 
-    /// <summary>Reads the events after an id: null when the log is no longer kept.</summary>
+    /// <summary>Reads the events after an id; a log no longer kept (expired, or lost with Redis) reads as dropped, and not kept.</summary>
     internal async Task<(LogRead Read, bool Kept)> ReadAsync(string requestId, long afterId, List<StreamEvent> into)
     {
         var result = (RedisResult[])(await SharedState.CallAsync(_redis, () => Database.ScriptEvaluateAsync(
