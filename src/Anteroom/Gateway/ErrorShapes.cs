@@ -23,13 +23,13 @@ internal sealed partial class ErrorShapes(RequestDelegate next, ILogger<ErrorSha
             await WriteAsync(context, exception.StatusCode, CodeOf(exception.StatusCode), exception.Message);
             return;
         }
-        catch (Exception exception) when (SharedStateOutage.Explains(exception) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+        catch (Exception exception) when (Shared.SharedState.ExplainsFailure(exception) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
         {
             // Redis mode with Redis out of reach: nothing was admitted, and the connection is already retrying.
             LogSharedStateUnavailable(context.Request.Method, context.Request.Path.Value ?? "/", exception.Message);
             await WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "shared_state_unavailable",
                 "Anteroom cannot reach the Redis its replicas share, so it cannot queue this request now; try again shortly.",
-                SharedStateOutage.RetryAfter);
+                Shared.SharedState.RetryAfter);
             return;
         }
         catch (Exception exception) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)

@@ -1,24 +1,10 @@
 using System.Net;
 using System.Text.Json;
 using Anteroom.Identity;
-using Anteroom.TestServers;
+using Anteroom.Tests.Shared;
 using StackExchange.Redis;
 
 namespace Anteroom.Tests.Replicas;
-
-/// <summary>One real redis-server for the class; each test gives its gateways their own prefix.</summary>
-public sealed class RedisFixture : IAsyncLifetime
-{
-    private int _prefixes;
-
-    public RedisServer Server { get; private set; } = null!;
-
-    public string NextPrefix() => $"test{Interlocked.Increment(ref _prefixes)}";
-
-    public async Task InitializeAsync() => Server = await RedisServer.StartAsync();
-
-    public async Task DisposeAsync() => await Server.DisposeAsync();
-}
 
 /// <summary>Replicas sharing one Redis: what a browser or a client sees does not depend on which replica answers.</summary>
 public sealed class RedisModeTests(RedisFixture redis) : IClassFixture<RedisFixture>
@@ -28,7 +14,7 @@ public sealed class RedisModeTests(RedisFixture redis) : IClassFixture<RedisFixt
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var ct = timeout.Token;
-        string prefix = redis.NextPrefix();
+        string prefix = RedisFixture.NewPrefix();
         var settings = Settings(prefix);
         await using var first = await TestGateway.StartAsync([new TestBackend("gpu", TestGateway.FastSimulator())], settings);
         await using var second = await TestGateway.StartAsync([new TestBackend("gpu", TestGateway.FastSimulator())], settings);
@@ -53,7 +39,7 @@ public sealed class RedisModeTests(RedisFixture redis) : IClassFixture<RedisFixt
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var ct = timeout.Token;
         await using var simulator = await Anteroom.Simulator.SimulatedModelServer.StartAsync(TestGateway.FastSimulator());
-        var settings = new Dictionary<string, string?>(Settings(redis.NextPrefix()));
+        var settings = new Dictionary<string, string?>(Settings(RedisFixture.NewPrefix()));
         foreach (var (key, value) in GatewayProcess.Backend(0, "gpu", simulator.BaseAddress, 1, "ollama", "llama3.1:8b"))
         {
             settings[key] = value;
