@@ -53,7 +53,14 @@ public sealed class RedisUnavailableTests(RedisFixture redis) : IClassFixture<Re
         Assert.Equal(2, local.Count);
 
         var restored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        redis.Connection.ConnectionRestored += (_, _) => restored.TrySetResult();
+        // Commands go down the interactive connection; the subscription one may come back first.
+        redis.Connection.ConnectionRestored += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Interactive)
+            {
+                restored.TrySetResult();
+            }
+        };
         await redis.Server.StartAgainAsync();
         await restored.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
