@@ -8,7 +8,7 @@ namespace Anteroom.Storage;
 /// the same database. Like <see cref="SqliteStore"/>, nothing is cached here and every operation takes a pooled
 /// connection of its own, so a change made through another gateway is seen by the next call.
 /// </summary>
-internal sealed partial class PostgresStore : IKeyStore, ISessionStore, IConversationStore, IRequestLog, IAsyncDisposable
+internal sealed partial class PostgresStore : IStore
 {
     /// <summary>The setting that holds the connection string, named in every error an operator sees.</summary>
     public const string Setting = "Anteroom:Storage:Postgres";
@@ -42,7 +42,7 @@ internal sealed partial class PostgresStore : IKeyStore, ISessionStore, IConvers
             throw new StorageStartException($"{Setting} is not a valid PostgreSQL connection string: {exception.Message}", exception);
         }
 
-        string where = Describe(dataSource.ConnectionString);
+        string where = $"{Describe(dataSource.ConnectionString)} ({Setting})";
         try
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -51,7 +51,7 @@ internal sealed partial class PostgresStore : IKeyStore, ISessionStore, IConvers
         catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
         {
             await dataSource.DisposeAsync().ConfigureAwait(false);
-            throw new StorageStartException($"Anteroom cannot use the PostgreSQL database {where} ({Setting}): {OneLine(exception.Message)}", exception);
+            throw new StorageStartException($"The PostgreSQL database {where} cannot be used: {OneLine(exception.Message)}", exception);
         }
         catch
         {

@@ -8,7 +8,7 @@ namespace Anteroom.Storage;
 /// provider pools them), so nothing is cached: a key revoked by another process, such as the <c>anteroom keys</c>
 /// command, is seen by the next lookup here.
 /// </summary>
-internal sealed partial class SqliteStore : IKeyStore, ISessionStore, IConversationStore, IRequestLog, IAsyncDisposable
+internal sealed partial class SqliteStore : IStore
 {
     // How long a statement waits for another connection's (or process's) write lock before giving up.
     private const int BusyTimeoutMs = 10_000;

@@ -186,3 +186,6 @@ internal interface IRequestLog
     /// <summary>Deletes the entries that arrived before <paramref name="cutoff"/>; returns how many.</summary>
     Task<int> ForgetRequestsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken = default);
 }
+
+/// <summary>A whole store, as the gateway registers it once and hands out by each interface.</summary>
+internal interface IStore : IKeyStore, ISessionStore, IConversationStore, IRequestLog, IAsyncDisposable;
