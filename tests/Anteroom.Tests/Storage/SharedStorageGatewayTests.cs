@@ -68,6 +68,10 @@ public sealed class SharedStorageGatewayTests(PostgresFixture postgres) : IClass
 
         Assert.Equal("revoked_api_key", Error(refusedOnA).Code);
         Assert.Equal("revoked_api_key", Error(refusedOnB).Code);
+        Assert.IsType<CachedKeyStore>(b.Services.GetRequiredService<IKeyStore>());
+        Assert.IsType<PostgresStore>(b.Services.GetRequiredService<ISessionStore>());
+        Assert.IsType<PostgresStore>(b.Services.GetRequiredService<IConversationStore>());
+        Assert.IsType<PostgresStore>(b.Services.GetRequiredService<IRequestLog>());
     }
 
     [Fact]
