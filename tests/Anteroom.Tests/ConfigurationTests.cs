@@ -62,4 +62,39 @@ public sealed class ConfigurationTests
 
         Assert.Empty(AnteroomOptionsValidator.Problems(options));
     }
+
+    [Theory]
+    [InlineData("Host=db;Colour=blue", "Anteroom:Storage:Postgres is not a valid PostgreSQL connection string")]
+    [InlineData("Database=anteroom;Username=anteroom", "Anteroom:Storage:Postgres must name the server")]
+    public void Validation_RefusesAPostgresSettingThatIsNoConnectionString(string connectionString, string problem)
+    {
+        var options = new AnteroomOptions { Storage = new StorageOptions { Postgres = connectionString } };
+
+        Assert.Contains(AnteroomOptionsValidator.Problems(options), p => p.StartsWith(problem, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-5)]
+    public void Validation_RefusesConversationRetainDaysBelowOne(int days)
+    {
+        var options = new AnteroomOptions { Conversations = new ConversationOptions { RetainDays = days } };
+
+        Assert.Contains(AnteroomOptionsValidator.Problems(options), p => p.StartsWith("Anteroom:Conversations:RetainDays must be at least 1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Validation_AcceptsSharedStorageAndConversationRetention_AndLeavesBothOffWhenUnset()
+    {
+        var shared = new AnteroomOptions
+        {
+            Storage = new StorageOptions { Postgres = "Host=127.0.0.1;Port=5432;Database=anteroom;Username=anteroom;Password=secret" },
+            Conversations = new ConversationOptions { RetainDays = 30 },
+        };
+
+        Assert.Empty(AnteroomOptionsValidator.Problems(shared));
+        Assert.Empty(AnteroomOptionsValidator.Problems(new AnteroomOptions { Storage = new StorageOptions { Postgres = "" } }));
+        Assert.Null(new AnteroomOptions().Storage.Postgres);
+        Assert.Null(new AnteroomOptions().Conversations.RetainDays);
+    }
 }

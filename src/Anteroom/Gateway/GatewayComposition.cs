@@ -106,6 +106,7 @@ internal static partial class GatewayComposition
         services.AddHostedService<RequestSweeper>();
         services.AddHostedService<QueueSampler>();
         services.AddHostedService<RequestLogRetention>();
+        services.AddHostedService<ConversationRetention>();
         // Last, so it stops first: shutdown waits here for the running requests to end and be recorded while every
         // other service (the request log, the backends' health) is still up.
         services.AddHostedService(provider => provider.GetRequiredService<RequestLife>());
@@ -189,8 +190,8 @@ internal static partial class GatewayComposition
     }
 
     /// <summary>
-    /// The data directory: the SQLite database (keys, conversations, request log) and the keys that protect
-    /// cookies, generated there on first run so no secret ships with Anteroom.
+    /// The data directory: the SQLite database (keys, conversations, request log), unless a PostgreSQL database is
+    /// configured, and the keys that protect cookies, generated there on first run so no secret ships with Anteroom.
     /// </summary>
     private static void AddState(WebApplicationBuilder builder)
     {
@@ -208,16 +209,32 @@ internal static partial class GatewayComposition
         {
             protection.PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(directory, "protection-keys")));
         }
-        services.AddSingleton(provider => SqliteStore.Open(
-            DataDirectory.DatabasePath(directory), provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom.Storage")));
+
+        if (!string.IsNullOrWhiteSpace(options.Storage.Postgres))
+        {
+            // Several gateways on one database: every store is the shared PostgreSQL one. Opened synchronously because
+            // service factories are; it runs once, before the host starts serving.
+            string connectionString = options.Storage.Postgres;
+            services.AddSingleton<IStore>(provider => PostgresStore.OpenAsync(
+                connectionString, provider.GetRequiredService<TimeProvider>(), StorageLog(provider)).GetAwaiter().GetResult());
+        }
+        else
+        {
+            services.AddSingleton<IStore>(provider => SqliteStore.Open(
+                DataDirectory.DatabasePath(directory), provider.GetRequiredService<TimeProvider>(), StorageLog(provider)));
+        }
+
         services.AddSingleton<IKeyStore>(provider => new CachedKeyStore(
-            provider.GetRequiredService<SqliteStore>(),
+            provider.GetRequiredService<IStore>(),
             TimeSpan.FromMilliseconds(provider.GetRequiredService<IOptions<AnteroomOptions>>().Value.Auth.KeyCacheMilliseconds),
             provider.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<ISessionStore>(provider => provider.GetRequiredService<SqliteStore>());
-        services.AddSingleton<IConversationStore>(provider => provider.GetRequiredService<SqliteStore>());
-        services.AddSingleton<IRequestLog>(provider => provider.GetRequiredService<SqliteStore>());
+        services.AddSingleton<ISessionStore>(provider => provider.GetRequiredService<IStore>());
+        services.AddSingleton<IConversationStore>(provider => provider.GetRequiredService<IStore>());
+        services.AddSingleton<IRequestLog>(provider => provider.GetRequiredService<IStore>());
     }
+
+    private static ILogger StorageLog(IServiceProvider provider) =>
+        provider.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom.Storage");
 
     /// <summary>
     /// Plain http that other machines can reach: keys travel in the clear, and cookies go out without Secure — also
