@@ -77,6 +77,7 @@ internal static partial class GatewayComposition
             kestrel.Limits.MaxConcurrentConnections = connectionLimit;
         });
         AddState(builder);
+        bool redisMode = !string.IsNullOrWhiteSpace(configuration[$"{AnteroomOptions.Section}:Redis:Configuration"]);
 
         services.AddOptions<AnteroomOptions>().Bind(configuration.GetSection(AnteroomOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AnteroomOptions>, AnteroomOptionsValidator>();
@@ -87,7 +88,15 @@ internal static partial class GatewayComposition
         services.AddSingleton(provider => new BackendsView(
             provider.GetRequiredService<IOptions<AnteroomOptions>>(), provider.GetService<EmbeddedSimulator>()));
         services.AddSingleton<IRequestRegistry, InProcessRequestRegistry>();
-        services.AddSingleton<IEventLogFactory, InProcessEventLogFactory>();
+        if (redisMode)
+        {
+            services.ShareStateInRedis();
+        }
+        else
+        {
+            services.AddSingleton<IEventLogFactory, InProcessEventLogFactory>();
+            }
+
         services.AddSingleton<GenerationRunner>();
         services.AddSingleton<RequestSettlement>();
         services.AddSingleton<AdmissionPolicy>();
@@ -278,7 +287,10 @@ internal static partial class GatewayComposition
             },
         };
         var backends = options.Backends.Select(b => new BackendDefinition(b.Name!, b.Slots, b.Models));
-        return RequestQueue.CreateInProcess(schedulerOptions, backends, provider.GetRequiredService<TimeProvider>());
+        var time = provider.GetRequiredService<TimeProvider>();
+        return options.Redis.Enabled
+            ? RedisMode.CreateRequestQueue(provider, options.Redis, schedulerOptions, backends, time)
+            : RequestQueue.CreateInProcess(schedulerOptions, backends, time);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Anteroom is listening: open {Url} for the chat page")]

@@ -1,4 +1,8 @@
 using Anteroom.Configuration;
+using Anteroom.Limits;
+using Anteroom.Requests;
+using Anteroom.Scheduling;
+using Anteroom.Scheduling.Redis;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.DataProtection.StackExchangeRedis;
 using Microsoft.Extensions.Options;
@@ -22,6 +26,39 @@ internal static class RedisMode
             keys.XmlRepository = new RedisXmlRepository(() => connection.GetDatabase(), Key(redis, "protection-keys"));
         });
     }
+
+    /// <summary>
+    /// Puts the request events and the per-user rate limits in Redis, where every replica reads and counts them (the
+    /// queue is chosen where it is made, <see cref="CreateRequestQueue"/>).
+    /// </summary>
+    public static void ShareStateInRedis(this IServiceCollection services)
+    {
+        services.AddSingleton<IEventLogFactory>(provider =>
+        {
+            var options = provider.GetRequiredService<IOptions<AnteroomOptions>>().Value;
+            return new RedisEventLogFactory(
+                provider.GetRequiredService<IConnectionMultiplexer>(), options.Redis.Prefix, TimeSpan.FromSeconds(options.Stream.RetainSeconds),
+                provider.GetRequiredService<TimeProvider>());
+        });
+        services.AddSingleton<IRateLimiter>(provider => new RedisRateLimiter(
+            provider.GetRequiredService<IConnectionMultiplexer>(),
+            provider.GetRequiredService<IOptions<AnteroomOptions>>().Value.Redis.Prefix,
+            provider.GetRequiredService<TimeProvider>()));
+    }
+
+    /// <summary>The queue every replica on the prefix shares, with this process's own replica id for its slot leases.</summary>
+    public static IRequestQueue CreateRequestQueue(
+        IServiceProvider provider, RedisOptions redis, SchedulerOptions options, IEnumerable<BackendDefinition> backends, TimeProvider time) =>
+        RedisQueues.Create(
+            provider.GetRequiredService<IConnectionMultiplexer>(), Key(redis, "queue:"), options, backends, time,
+            TimeSpan.FromSeconds(redis.LeaseSeconds), ReplicaId());
+
+    /// <summary>
+    /// A replica's id: its machine and process, and random bits so that two gateways in one process (as in tests) or a
+    /// restarted process with a reused pid are never taken for each other.
+    /// </summary>
+    private static string ReplicaId() =>
+        $"{Environment.MachineName}-{Environment.ProcessId}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
 
     /// <summary>A key (or channel) name under the deployment's prefix.</summary>
     public static string Key(RedisOptions redis, string name) => redis.Prefix + ":" + name;

@@ -1,7 +1,9 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Anteroom.Identity;
 using Anteroom.Tests.Shared;
+using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
 
 namespace Anteroom.Tests.Replicas;
@@ -60,6 +62,89 @@ public sealed class RedisModeTests(RedisFixture redis) : IClassFixture<RedisFixt
 
         Assert.Equal(user, await UserAsync(onSecond, ct));
         Assert.Equal(user, await UserAsync(onThird, ct));
+    }
+
+    [Fact]
+    public async Task TwoReplicasOnOneRedis_RunNoMoreThanTheBackendsSlotsBetweenThem_AndShowTheSameQueue()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var ct = timeout.Token;
+        // The model server could run four at once: only the gateways' one slot keeps it to one.
+        var simulator = TestGateway.FastSimulator();
+        simulator.Parallel = 4;
+        var settings = Settings(RedisFixture.NewPrefix());
+        await using var first = await TestGateway.StartAsync([new TestBackend("gpu", simulator, Slots: 1)], settings);
+        var server = first.Simulator("gpu");
+        await using var second = await TestGateway.StartAsync(
+            [new TestBackend("gpu", simulator, Slots: 1)], new Dictionary<string, string?>(settings) { ["Anteroom:Backends:0:Url"] = server.BaseAddress.ToString() });
+
+        server.Hold();
+        var answers = Enumerable.Range(0, 6)
+            .Select(i => (i % 2 == 0 ? first : second).Client($"user{i}").PostAsJsonAsync(
+                "v1/chat/completions", new { model = "llama3.1:8b", messages = new[] { new { role = "user", content = "Hello?" } } }, ct))
+            .ToList();
+        await first.WaitForSchedulerAsync(s => s.Running == 1 && s.Waiting == 5, ct);
+        using var onFirst = JsonDocument.Parse(await first.Client().GetStringAsync("queue/status", ct));
+        using var onSecond = JsonDocument.Parse(await second.Client().GetStringAsync("queue/status", ct));
+        server.Release();
+        var responses = await Task.WhenAll(answers);
+
+        foreach (var status in (JsonDocument[])[onFirst, onSecond])
+        {
+            Assert.Equal(5, status.RootElement.GetProperty("waiting").GetInt32());
+            Assert.Equal(1, status.RootElement.GetProperty("running").GetInt32());
+        }
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, server.Stats.PeakActive);
+        Assert.Equal(6, server.Stats.Completed);
+    }
+
+    [Fact]
+    public async Task WithRedisDown_ARequestGets503InItsApisShapeWithRetryAfter_AndTheGatewayRecoversByItselfWhenRedisReturns()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var ct = timeout.Token;
+        await using var server = await Anteroom.TestServers.RedisServer.StartAsync();
+        var settings = new Dictionary<string, string?> { ["Anteroom:Redis:Configuration"] = server.Configuration, ["Anteroom:Redis:Prefix"] = "down" };
+        await using var gateway = await TestGateway.StartAsync([new TestBackend("gpu", TestGateway.FastSimulator())], settings);
+        var chat = new { model = "llama3.1:8b", messages = new[] { new { role = "user", content = "Hello?" } } };
+        using (var before = await gateway.Client("ada").PostAsJsonAsync("v1/chat/completions", chat, ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        }
+
+        await server.KillAsync();
+        using var during = await gateway.Client("ada").PostAsJsonAsync("v1/chat/completions", chat, ct);
+        using var duringOllama = await gateway.Client("ada").PostAsJsonAsync("api/chat", chat, ct);
+
+        var connection = gateway.Services.GetRequiredService<IConnectionMultiplexer>();
+        var restored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        connection.ConnectionRestored += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Interactive)
+            {
+                restored.TrySetResult();
+            }
+        };
+        await server.StartAgainAsync();
+        await restored.Task.WaitAsync(ct);
+        using var after = await gateway.Client("ada").PostAsJsonAsync("v1/chat/completions", chat, ct);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, during.StatusCode);
+        Assert.Equal("2", during.Headers.GetValues("Retry-After").Single());
+        using (var error = JsonDocument.Parse(await during.Content.ReadAsStringAsync(ct)))
+        {
+            Assert.Equal("shared_state_unavailable", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, duringOllama.StatusCode);
+        using (var error = JsonDocument.Parse(await duringOllama.Content.ReadAsStringAsync(ct)))
+        {
+            Assert.Contains("Redis", error.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
     }
 
     private Dictionary<string, string?> Settings(string prefix) => new()
