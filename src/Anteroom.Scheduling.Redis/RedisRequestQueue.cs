@@ -351,6 +351,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     /// </summary>
     internal async Task ReceiveAsync()
     {
+        await _ready.ConfigureAwait(false);
         var marker = "M\n" + Guid.NewGuid().ToString("N");
         var received = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_gate)
