@@ -49,9 +49,9 @@ internal static class RedisMode
     /// <summary>The queue every replica on the prefix shares, with this process's own replica id for its slot leases.</summary>
     public static IRequestQueue CreateRequestQueue(
         IServiceProvider provider, RedisOptions redis, SchedulerOptions options, IEnumerable<BackendDefinition> backends, TimeProvider time) =>
-        RedisQueues.Create(
-            provider.GetRequiredService<IConnectionMultiplexer>(), Key(redis, "queue:"), options, backends, time,
-            TimeSpan.FromSeconds(redis.LeaseSeconds), ReplicaId());
+        RedisQueue.Create(
+            provider.GetRequiredService<IConnectionMultiplexer>(), Key(redis, "queue:"), options, backends,
+            TimeSpan.FromSeconds(redis.LeaseSeconds), ReplicaId(), time);
 
     /// <summary>
     /// A replica's id: its machine and process, and random bits so that two gateways in one process (as in tests) or a
