@@ -104,11 +104,46 @@ public sealed class RedisRestartTests(RedisRestartTests.RestartableRedis redis) 
         Assert.True(watch.Elapsed < redis.Timeout / 5, $"It failed after {watch.Elapsed}; the connection's timeout is {redis.Timeout}.");
     }
 
+    [Fact]
+    public async Task TwoReplicasRecoveringAtOnce_MakeOneQueueAgain_AndEachEndsItsOwnWaitingTicket()
+    {
+        string prefix = RedisFixture.NewPrefix();
+        var (a, b) = (Open(prefix, "a"), Open(prefix, "b"));
+        await HoldAsync(a, "a-1", "alice");
+        var (_, aWait) = await HoldAsync(a, "a-2", "alice");
+        var (_, bWait) = await HoldAsync(b, "b-1", "bob");
+
+        await redis.RestartEmptyAsync();
+
+        Assert.Equal(TicketOutcome.Failed, (await aWait.WaitAsync(Hung)).Outcome);
+        Assert.Equal(TicketOutcome.Failed, (await bWait.WaitAsync(Hung)).Outcome);
+        await HoldAsync(a, "a-3", "alice");
+        await HoldAsync(b, "b-2", "bob");
+        Assert.Equal(2, (await a.GetCountsAsync()).Admitted);
+        Assert.Equal(2, (await b.GetCountsAsync()).Admitted);
+        Assert.Equal(["b-2"], (await a.GetWaitingAsync()).Select(w => w.Id));
+    }
+
+    [Fact]
+    public async Task AQueueMadeWhileRedisIsDown_AdmitsOnceRedisIsUp()
+    {
+        await redis.KillAsync();
+        var queue = Open();
+        await Assert.ThrowsAsync<RedisConnectionException>(async () => await queue.AdmitAsync(Request("a-1", "alice")));
+
+        await redis.StartAgainAsync();
+
+        var admission = await queue.AdmitAsync(Request("a-2", "alice"));
+        Assert.True(admission.IsAdmitted, admission.Refusal?.Message);
+    }
+
     private static TicketRequest Request(string id, string owner) => new() { Id = id, Owner = owner, Model = "m" };
 
-    private RedisRequestQueue Open()
+    private RedisRequestQueue Open() => Open(RedisFixture.NewPrefix(), "a");
+
+    private RedisRequestQueue Open(string prefix, string replica)
     {
-        var queue = new RedisRequestQueue(redis.Connection, RedisFixture.NewPrefix(), new SchedulerOptions(), [new BackendDefinition("gpu", 1, ["m"])], _time, Lease, "a");
+        var queue = new RedisRequestQueue(redis.Connection, prefix, new SchedulerOptions(), [new BackendDefinition("gpu", 1, ["m"])], _time, Lease, replica);
         _open.Add(queue);
         return queue;
     }
