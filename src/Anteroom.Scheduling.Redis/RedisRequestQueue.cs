@@ -27,11 +27,23 @@ namespace Anteroom.Scheduling.Redis;
 /// Time comes from the given <see cref="TimeProvider"/> only, passed into every script; deadlines, heartbeats and
 /// change coalescing run on its timers.
 /// </para>
+/// <para>
+/// Redis may restart empty (it is run without persistence). The init script gives each store an id, and every other
+/// script first checks that the store still has the id this replica knows; when it does not, the replica runs init
+/// again (idempotent, so several replicas may race to do it), adopts the store's new id and retries the operation
+/// once, so the first request after Redis returns is served. The tickets it held in the lost store end there and
+/// then: a waiting one fails (its holder is told at once), a running one runs to its end, which then changes nothing
+/// in the store. A replica notices at its next operation, its next heartbeat, or when its connection is restored.
+/// While Redis is out of reach, operations fail at once with a <see cref="RedisConnectionException"/> instead of
+/// waiting for the connection's timeout; store writes started in the background then are sent again when the
+/// connection is restored.
+/// </para>
 /// </remarks>
 internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
 {
-    private const int Header = 15;
+    private const int Header = 16;
 
+    private readonly IConnectionMultiplexer _connection;
     private readonly IDatabase _database;
     private readonly ISubscriber _subscriber;
     private readonly RedisKey[] _keys;
@@ -54,7 +66,13 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     private readonly ITimer _heartbeat;
     private readonly HashSet<Task> _background = [];
     private readonly Dictionary<string, TaskCompletionSource> _markers = new(StringComparer.Ordinal);
-    private readonly Task _ready;
+    // One recovery of a lost store at a time: the others wait for it and find the new store adopted.
+    private readonly SemaphoreSlim _recovery = new(1, 1);
+    // Background store writes that found Redis out of reach, sent again in order when the connection is restored.
+    private readonly List<(string Script, DateTimeOffset Now, RedisValue[] Arguments)> _unsent = [];
+    private Task _ready;
+    // The id of the store this replica's tickets live in; empty until init has run.
+    private string _store = "";
     private readonly RedisChannel _eventChannel;
     private readonly RedisChannel _changeChannel;
     private long _armed = long.MaxValue;
@@ -100,6 +118,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
             }
         }
 
+        _connection = connection;
         _database = connection.GetDatabase();
         _subscriber = connection.GetSubscriber();
         _prefix = keyPrefix;
@@ -131,6 +150,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
         _deadlineTimer = _time.CreateTimer(static state => ((RedisRequestQueue)state!).OnDeadline(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         var beat = leaseDuration / 3;
         _heartbeat = _time.CreateTimer(static state => ((RedisRequestQueue)state!).OnHeartbeat(), this, beat, beat);
+        connection.ConnectionRestored += OnConnectionRestored;
         _ready = StartAsync();
     }
 
@@ -145,16 +165,16 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     public async ValueTask<Admission> AdmitAsync(TicketRequest request, CancellationToken cancellationToken = default)
     {
         Validate(request);
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var now = Now;
         var maxWait = MaxWaitFor(request.MaxWait);
-        var reply = await EvaluateAsync(QueueScripts.Admit, now,
+        var (reply, store) = await EvaluateInStoreAsync(QueueScripts.Admit, now,
             request.Id, request.Owner, request.Model, Number(request.Weight), request.PromptTokens,
             Optional(request.MaxOutputTokens), Optional(request.MaxInFlight), Optional(request.MaxWaiting), Micros(maxWait)).ConfigureAwait(false);
         var results = (RedisResult[])reply!;
         if ((string?)results[2] == "admitted")
         {
-            var ticket = new RedisTicket(this, request, long.Parse((string)results[3]!, CultureInfo.InvariantCulture), now, maxWait);
+            var ticket = new RedisTicket(this, request, long.Parse((string)results[3]!, CultureInfo.InvariantCulture), now, maxWait, store);
             Register(ticket);
             Settle(results, now);
             return Admission.Admitted(ticket);
@@ -176,17 +196,17 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     public async ValueTask<bool> CancelAsync(string id, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(id);
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var now = Now;
         var results = (RedisResult[])(await EvaluateAsync(QueueScripts.Cancel, now, id, "").ConfigureAwait(false))!;
         Settle(results, now);
-        return (int)results[2] == 1;
+        return (int)results[2] == 1 || AbortLost(id);
     }
 
     public async ValueTask<WaitingPlace?> GetPlaceAsync(string id, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(id);
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var reply = await EvaluateAsync(QueueScripts.Place, Now, id).ConfigureAwait(false);
         if (reply.IsNull)
         {
@@ -202,13 +222,13 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
 
     public async ValueTask<QueueCounts> GetCountsAsync(CancellationToken cancellationToken = default)
     {
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         return Counts(Fields(await EvaluateAsync(QueueScripts.Counts, Now).ConfigureAwait(false)));
     }
 
     public async ValueTask<SchedulerSnapshot> GetSnapshotAsync(CancellationToken cancellationToken = default)
     {
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var now = Now;
         var parts = (RedisResult[])(await EvaluateAsync(QueueScripts.Snapshot, now).ConfigureAwait(false))!;
         var meta = Fields(parts[0]);
@@ -262,7 +282,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
             return [];
         }
 
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         // The script ranges up to index limit - 1, and -1 is the last: int.MaxValue, no limit, is passed as 0.
         long limit = limitPerModel == int.MaxValue ? 0 : limitPerModel;
         var flat = (RedisResult[])(await EvaluateAsync(QueueScripts.Waiting, Now, limit).ConfigureAwait(false))!;
@@ -277,7 +297,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
 
     public async ValueTask<IReadOnlyList<RunningTicket>> GetRunningAsync(CancellationToken cancellationToken = default)
     {
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var flat = (RedisResult[])(await EvaluateAsync(QueueScripts.Running, Now).ConfigureAwait(false))!;
         var running = new List<RunningTicket>(flat.Length / 5);
         for (int i = 0; i < flat.Length; i += 5)
@@ -291,7 +311,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     public async ValueTask<TimeSpan?> EstimateWaitAsync(string model, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var reply = await EvaluateAsync(QueueScripts.Estimate, Now, model).ConfigureAwait(false);
         return reply.IsNull ? null : Duration(Number(reply));
     }
@@ -299,7 +319,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     public async ValueTask SetBackendHealthAsync(string backend, bool healthy, CancellationToken cancellationToken = default)
     {
         RequireBackend(backend);
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var now = Now;
         Settle((RedisResult[])(await EvaluateAsync(QueueScripts.Health, now, backend, healthy ? "1" : "0").ConfigureAwait(false))!, now);
     }
@@ -307,14 +327,14 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     public async ValueTask AllowBackendTrialAsync(string backend, CancellationToken cancellationToken = default)
     {
         RequireBackend(backend);
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var now = Now;
         Settle((RedisResult[])(await EvaluateAsync(QueueScripts.Trial, now, backend).ConfigureAwait(false))!, now);
     }
 
     public async ValueTask<int> ForgetIdleUsersAsync(CancellationToken cancellationToken = default)
     {
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var now = Now;
         var results = (RedisResult[])(await EvaluateAsync(QueueScripts.Forget, now).ConfigureAwait(false))!;
         Settle(results, now);
@@ -351,7 +371,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     /// </summary>
     internal async Task ReceiveAsync()
     {
-        await _ready.ConfigureAwait(false);
+        await ReadyAsync().ConfigureAwait(false);
         var marker = "M\n" + Guid.NewGuid().ToString("N");
         var received = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_gate)
@@ -371,6 +391,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
         }
 
         // Nothing is ended in the store: the leases of tickets still held here run out, as a crash's would.
+        _connection.ConnectionRestored -= OnConnectionRestored;
         _heartbeat.Dispose();
         _deadlineTimer.Dispose();
         _changes.Dispose();
@@ -399,6 +420,11 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
 
             ticket.End(outcome, now);
             Forget(ticket);
+            if (ticket.Store != _store)
+            {
+                // Its store was lost: the store in use never knew it, and its slot there is not taken.
+                return;
+            }
         }
 
         EndInStore(lease, outcome, sample, now);
@@ -416,12 +442,14 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
                 return false;
             }
 
+            bool lost = ticket.Store != _store;
             if (ticket.AbortRequested)
             {
                 ended = TicketOutcome.Cancelled;
             }
-            else if (ticket.Attempts >= _options.MaxDispatchAttempts)
+            else if (ticket.Attempts >= _options.MaxDispatchAttempts || lost)
             {
+                // A ticket of a lost store cannot wait again: the store in use does not know it.
                 ended = TicketOutcome.Failed;
             }
 
@@ -429,6 +457,11 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
             {
                 ticket.End(outcome, now);
                 Forget(ticket);
+            }
+
+            if (lost)
+            {
+                return false;
             }
             else
             {
@@ -456,32 +489,165 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
             sample?.PromptTokens ?? 0, sample is { } measured ? measured.OutputTokens : "", firstToken);
     }
 
+    /// <summary>Completes once the queue has subscribed and made or found its store; starts again if that failed (Redis was out of reach).</summary>
+    private Task ReadyAsync()
+    {
+        lock (_gate)
+        {
+            if (_ready.IsFaulted || _ready.IsCanceled)
+            {
+                _ready = StartAsync();
+            }
+
+            return _ready;
+        }
+    }
+
     private async Task StartAsync()
     {
+        // Nothing is half done when Redis is out of reach at start: the next operation starts again from here.
+        EnsureConnected();
         var events = await _subscriber.SubscribeAsync(_eventChannel).ConfigureAwait(false);
         events.OnMessage(message => OnEvent((string)message.Message!));
         var changes = await _subscriber.SubscribeAsync(_changeChannel).ConfigureAwait(false);
         changes.OnMessage(message => OnChangeMessage((string)message.Message!));
-        var layout = new List<RedisValue> { _backends.Length };
-        foreach (var backend in _backends)
-        {
-            layout.Add(backend.Name);
-            layout.Add(backend.Slots);
-            layout.Add(string.Join('\n', backend.Models.Distinct(StringComparer.Ordinal)));
-        }
-
-        await EvaluateAsync(QueueScripts.Init, Now, [.. layout]).ConfigureAwait(false);
+        await RecoverAsync("").ConfigureAwait(false);
     }
 
-    private Task<RedisResult> EvaluateAsync(string script, DateTimeOffset now, params RedisValue[] arguments)
+    /// <summary>
+    /// Makes the store again if the one this replica used, <paramref name="lost"/>, is still the one it knows (a
+    /// concurrent caller may have recovered already), and ends what this replica held in the lost one.
+    /// </summary>
+    private async Task RecoverAsync(string lost)
     {
+        await _recovery.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (Volatile.Read(ref _store) != lost)
+            {
+                return;
+            }
+
+            var layout = new List<RedisValue> { Guid.NewGuid().ToString("N"), _backends.Length };
+            foreach (var backend in _backends)
+            {
+                layout.Add(backend.Name);
+                layout.Add(backend.Slots);
+                layout.Add(string.Join('\n', backend.Models.Distinct(StringComparer.Ordinal)));
+            }
+
+            var store = (string)(await EvaluateOnceAsync(QueueScripts.Init, lost, Now, [.. layout]).ConfigureAwait(false))!;
+            Adopt(store);
+        }
+        finally
+        {
+            _recovery.Release();
+        }
+    }
+
+    /// <summary>
+    /// Uses <paramref name="store"/> from now on. The waiting tickets held here that lived in another store are
+    /// gone from the queue: they fail now, so no holder waits for a slot that can never come. The running ones run
+    /// on; their end changes nothing in the store (<see cref="EndLease"/>).
+    /// </summary>
+    private void Adopt(string store)
+    {
+        var now = Now;
+        List<RedisTicket> lost;
+        lock (_gate)
+        {
+            Volatile.Write(ref _store, store);
+            lost = [.. _held.Values.Where(t => t.Store != store && t.State == TicketState.Waiting)];
+            foreach (var ticket in lost)
+            {
+                ticket.End(TicketOutcome.Failed, now);
+                Forget(ticket);
+            }
+        }
+
+        foreach (var ticket in lost)
+        {
+            ticket.DispatchSource.TrySetResult(Dispatch.Ended(TicketOutcome.Failed));
+        }
+    }
+
+    /// <summary>Aborts a running ticket held here whose store was lost, which no store can cancel any more.</summary>
+    private bool AbortLost(string id)
+    {
+        CancellationTokenSource abort;
+        lock (_gate)
+        {
+            if (!_held.TryGetValue(id, out var ticket) || ticket.State != TicketState.Running || ticket.Store == _store)
+            {
+                return false;
+            }
+
+            abort = ticket.AbortSource;
+        }
+
+        abort.Cancel();
+        return true;
+    }
+
+    private async Task<RedisResult> EvaluateAsync(string script, DateTimeOffset now, params RedisValue[] arguments) =>
+        (await EvaluateInStoreAsync(script, now, arguments).ConfigureAwait(false)).Reply;
+
+    /// <summary>
+    /// Runs an operation in the store this replica knows; when that store was lost, makes it again and retries once.
+    /// Returns the reply and the id of the store that gave it.
+    /// </summary>
+    private async Task<(RedisResult Reply, string Store)> EvaluateInStoreAsync(string script, DateTimeOffset now, params RedisValue[] arguments)
+    {
+        string store = Volatile.Read(ref _store);
+        try
+        {
+            return (await EvaluateOnceAsync(script, store, now, arguments).ConfigureAwait(false), store);
+        }
+        catch (RedisServerException lost) when (lost.Message.StartsWith(QueueScripts.StoreLost, StringComparison.Ordinal))
+        {
+            await RecoverAsync(store).ConfigureAwait(false);
+            store = Volatile.Read(ref _store);
+            return (await EvaluateOnceAsync(script, store, now, arguments).ConfigureAwait(false), store);
+        }
+    }
+
+    private async Task<RedisResult> EvaluateOnceAsync(string script, string store, DateTimeOffset now, RedisValue[] arguments)
+    {
+        EnsureConnected();
         var values = new RedisValue[Header + arguments.Length];
         values[0] = Micros(now);
         values[1] = _replica;
         _settings.CopyTo(values, 2);
+        values[15] = store;
         arguments.CopyTo(values, Header);
-        return _database.ScriptEvaluateAsync(script, _keys, values);
+        try
+        {
+            return await _database.ScriptEvaluateAsync(script, _keys, values).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException)
+        {
+            throw Unreachable(e);
+        }
     }
+
+    /// <summary>
+    /// Fails at once while the connection knows Redis is out of reach: a command would otherwise wait in the
+    /// multiplexer's backlog for its timeout (seconds), and a request must not hang that long for an answer.
+    /// </summary>
+    private void EnsureConnected()
+    {
+        if (!_connection.IsConnected)
+        {
+            throw Unreachable(null);
+        }
+    }
+
+    private static RedisConnectionException Unreachable(Exception? cause) => new(
+        ConnectionFailureType.UnableToConnect,
+        CommandFlags.None,
+        "Redis cannot be reached, so the request queue the gateway's replicas share is unavailable; the connection keeps trying.",
+        cause,
+        CommandStatus.Unknown);
 
     /// <summary>
     /// Starts a store operation now (so it reaches Redis before anything this replica does later) and applies its
@@ -490,7 +656,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     private void InBackground(string script, DateTimeOffset now, params RedisValue[] arguments)
     {
         var call = EvaluateAsync(script, now, arguments);
-        var applied = ApplyWhenDoneAsync(call, now);
+        var applied = ApplyWhenDoneAsync(call, script, now, arguments);
         lock (_background)
         {
             _background.Add(applied);
@@ -511,8 +677,59 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
             TaskScheduler.Default);
     }
 
-    private async Task ApplyWhenDoneAsync(Task<RedisResult> call, DateTimeOffset now) =>
-        Settle((RedisResult[])(await call.ConfigureAwait(false))!, now);
+    private async Task ApplyWhenDoneAsync(Task<RedisResult> call, string script, DateTimeOffset now, RedisValue[] arguments)
+    {
+        RedisResult reply;
+        try
+        {
+            reply = await call.ConfigureAwait(false);
+        }
+        catch (RedisConnectionException)
+        {
+            // Redis is out of reach. A sweep comes again with the next heartbeat; a lease end, requeue or cancel is
+            // sent again when the connection is restored, so a slot is not kept for good by a write that was lost.
+            if (!ReferenceEquals(script, QueueScripts.Sweep))
+            {
+                lock (_gate)
+                {
+                    _unsent.Add((script, now, arguments));
+                }
+            }
+
+            return;
+        }
+
+        Settle((RedisResult[])reply!, now);
+    }
+
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+    {
+        if (e.ConnectionType != ConnectionType.Interactive)
+        {
+            return;
+        }
+
+        (string Script, DateTimeOffset Now, RedisValue[] Arguments)[] unsent;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            unsent = [.. _unsent];
+            _unsent.Clear();
+        }
+
+        foreach (var (script, now, arguments) in unsent)
+        {
+            InBackground(script, now, arguments);
+        }
+
+        // A store that Redis lost in a restart is noticed, made again and the tickets held in it ended now, not at
+        // the next request or heartbeat.
+        InBackground(QueueScripts.Sweep, Now);
+    }
 
     /// <summary>Applies a changing script's reply: its events for tickets held here, and its change announcement.</summary>
     private void Settle(RedisResult[] results, DateTimeOffset now)
@@ -625,6 +842,14 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
         List<(string Message, long ReceivedAt)>? early;
         lock (_gate)
         {
+            if (ticket.Store != _store)
+            {
+                // Its store was lost between its admission and now, and the recovery did not see it yet.
+                ticket.End(TicketOutcome.Failed, Now);
+                ticket.DispatchSource.TrySetResult(Dispatch.Ended(TicketOutcome.Failed));
+                return;
+            }
+
             _held[ticket.Id] = ticket;
             TrackDeadlineLocked(ticket);
             _early.Remove(ticket.Id, out early);

@@ -10,14 +10,18 @@ internal sealed class RedisTicket : Ticket
     // Made on first use, as the in-process ticket's: most tickets are never aborted.
     private CancellationTokenSource? _abortSource;
 
-    internal RedisTicket(RedisRequestQueue queue, TicketRequest request, long sequence, DateTimeOffset arrivedAt, TimeSpan maxWait)
+    internal RedisTicket(RedisRequestQueue queue, TicketRequest request, long sequence, DateTimeOffset arrivedAt, TimeSpan maxWait, string store)
         : base(request, sequence, arrivedAt, arrivedAt + maxWait)
     {
         Queue = queue;
         MaxWait = maxWait;
+        Store = store;
     }
 
     internal RedisRequestQueue Queue { get; }
+
+    /// <summary>The id of the store that admitted it: once the queue uses another, the store no longer knows it.</summary>
+    internal string Store { get; }
 
     /// <summary>How long it may wait, each time it waits (a requeue waits afresh).</summary>
     internal TimeSpan MaxWait { get; }

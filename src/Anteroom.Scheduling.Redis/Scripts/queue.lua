@@ -26,12 +26,16 @@ local priorOutput = tonumber(ARGV[12])
 local waitWindow = tonumber(ARGV[13])
 local leaseUs = tonumber(ARGV[14])
 local noBackendRetryMs = tonumber(ARGV[15])
+-- The id of the store the caller's tickets live in, as init last told it (store.lua checks it).
+local storeId = ARGV[16]
 -- The operation's own arguments start here.
-local A = 16
+local A = 17
 
 local COMPLETED, FAILED, CANCELLED, TIMEDOUT = '0', '1', '2', '3'
 
 local META = P .. 'meta'
+-- The store's id, made by init (store.lua).
+local STORE = P .. 'store'
 local BACKENDS = P .. 'backends'
 local REPLICAS = P .. 'replicas'
 local DEADLINES = P .. 'deadlines'
