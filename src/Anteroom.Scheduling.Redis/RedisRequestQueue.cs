@@ -55,7 +55,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     private readonly BackendDefinition[] _backends;
     private readonly string[] _models;
     private readonly RedisValue[] _settings;
-    private readonly ChangeAnnouncer _changes;
+    private readonly ChangeFeed _changes;
     private readonly object _gate = new();
     private readonly Dictionary<string, RedisTicket> _held = new(StringComparer.Ordinal);
     // Events for tickets this replica has not registered yet: another replica's script can dispatch a ticket and
@@ -146,7 +146,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
         ];
         _eventChannel = RedisChannel.Literal(keyPrefix + "replica:" + replicaId);
         _changeChannel = RedisChannel.Literal(keyPrefix + "changes");
-        _changes = new ChangeAnnouncer(_time, options.ChangeCoalescing);
+        _changes = new ChangeFeed(_time, options.ChangeCoalescing);
         _deadlineTimer = _time.CreateTimer(static state => ((RedisRequestQueue)state!).OnDeadline(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         var beat = leaseDuration / 3;
         _heartbeat = _time.CreateTimer(static state => ((RedisRequestQueue)state!).OnHeartbeat(), this, beat, beat);
@@ -1002,24 +1002,7 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
     private static void Validate(TicketRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        ArgumentException.ThrowIfNullOrEmpty(request.Id);
-        ArgumentException.ThrowIfNullOrEmpty(request.Owner);
-        ArgumentException.ThrowIfNullOrEmpty(request.Model);
-        if (!(request.Weight > 0) || double.IsInfinity(request.Weight))
-        {
-            throw new ArgumentOutOfRangeException(nameof(request), "Weight must be a positive number.");
-        }
-
-        ArgumentOutOfRangeException.ThrowIfNegative(request.PromptTokens);
-        if (request.MaxOutputTokens is < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(request), "MaxOutputTokens must be at least 1.");
-        }
-
-        if (request.MaxInFlight is < 1 || request.MaxWaiting is < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(request), "MaxInFlight and MaxWaiting must be at least 1.");
-        }
+        request.Validate();
     }
 
     private TimeSpan MaxWaitFor(TimeSpan? requested) =>
