@@ -20,58 +20,21 @@ STREAM_RATE=${BENCH_STREAM_RATE:-50}
 STREAM_SECONDS=${BENCH_STREAM_SECONDS:-5}
 STREAM_TOKENS=100
 
-say() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=bench/gateway/common.sh
+source "$ROOT/bench/gateway/common.sh"
 
-# --- what it needs -------------------------------------------------------------------------------------------------
-missing=()
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
-command -v hey >/dev/null 2>&1 || missing+=(hey)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-if ((${#missing[@]})); then
-  say "installing ${missing[*]} with apt-get"
-  SUDO=()
-  [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
-  "${SUDO[@]}" apt-get update -qq
-  # The package's own nginx service must not start (and listen on port 80): only the one configured below runs.
-  policy_added=0
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-    "${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
-    policy_added=1
-  fi
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  ((policy_added)) && "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d
-fi
+need_packages nginx:nginx hey:hey curl:curl
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-# --- build ---------------------------------------------------------------------------------------------------------
-say "building Anteroom and gateway-bench in Release"
-dotnet build "$ROOT/src/Anteroom/Anteroom.csproj" -c Release --nologo -v q >&2
-dotnet build "$ROOT/bench/Anteroom.GatewayBench/Anteroom.GatewayBench.csproj" -c Release --nologo -v q >&2
-ANTEROOM="$ROOT/src/Anteroom/bin/Release/net10.0/anteroom"
-BENCH="$ROOT/bench/Anteroom.GatewayBench/bin/Release/net10.0/gateway-bench"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/anteroom-gateway-bench.XXXXXX")
-chmod 755 "$WORK"
-started=()
-cleanup() {
-  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${started[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+build_release
+make_workdir
 
 mapfile -t ports < <("$BENCH" ports --count 7)
 P_SIM=${ports[0]} P_STAMP=${ports[1]} P_NGX_SIM=${ports[2]} P_NGX_STAMP=${ports[3]} P_ANTEROOM=${ports[4]}
 P_BARE_SIM=${ports[5]} P_BARE_STAMP=${ports[6]}
 
 # --- the upstreams ---------------------------------------------------------------------------------------------------
-# Non-streaming: the simulator with no delay at all. Every answer is exactly 16 tokens: its length is drawn within
-# ±50% of 32 and then held to the request's max_tokens of 16.
-"$ANTEROOM" simulate --urls "http://127.0.0.1:$P_SIM" --models fixed --parallel 1000 --max-queue 1000 \
-  --ttft-ms 0 --tokens-per-second 1000000000 --output-tokens 32 >"$WORK/simulator.log" 2>&1 &
-SIM_PID=$!
-started+=("$SIM_PID")
+# Non-streaming: the simulator with no delay at all.
+start_simulator "$P_SIM"
 # Streaming: 100 tokens as fast as they can be written, each carrying the moment it was written.
 "$BENCH" upstream --port "$P_STAMP" --tokens "$STREAM_TOKENS" >"$WORK/stamped.log" 2>&1 &
 STAMP_PID=$!
@@ -130,18 +93,7 @@ started+=("$BARE_STAMP_PID")
 ANTEROOM_PID=$!
 started+=("$ANTEROOM_PID")
 
-BODY="$WORK/body.json"
-printf '%s' '{"model":"fixed","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}' >"$BODY"
-
-ready() { # url, model: one answer with 200 within 60 s
-  for _ in $(seq 1 120); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
-      -d "{\"model\":\"$2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":16}" "$1/v1/chat/completions" || true)
-    [[ $code == 200 ]] && return 0
-    sleep 0.5
-  done
-  say "no answer from $1 (see the logs in $WORK)"; BENCH_KEEP=1; exit 1
-}
+write_body
 ready "http://127.0.0.1:$P_SIM" fixed
 ready "http://127.0.0.1:$P_STAMP" stamped
 ready "http://127.0.0.1:$P_NGX_SIM" fixed
@@ -151,19 +103,6 @@ ready "http://127.0.0.1:$P_ANTEROOM" fixed
 ready "http://127.0.0.1:$P_ANTEROOM" stamped
 
 # --- measuring -----------------------------------------------------------------------------------------------------
-TICKS=$(getconf CLK_TCK)
-cpu_ticks() { # utime + stime of the given processes, in clock ticks
-  local total=0 pid
-  for pid in "$@"; do
-    [[ -r /proc/$pid/stat ]] || continue
-    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    local rest
-    rest=$(sed 's/^.*) //' "/proc/$pid/stat")
-    read -r -a f <<<"$rest"
-    total=$((total + f[11] + f[12]))
-  done
-  echo "$total"
-}
 NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID" || true))
 proxy_pids() { # the processes between the client and the upstream
   case $1 in
@@ -172,44 +111,31 @@ proxy_pids() { # the processes between the client and the upstream
     kestrel) echo "$BARE_SIM_PID $BARE_STAMP_PID" ;;
   esac
 }
-per() { # target ticks count decimals: CPU microseconds per item, "-" for the direct target's (absent) proxy
+per_target() { # target ticks count decimals: CPU microseconds per item, "-" for the direct target's (absent) proxy
   if [[ $1 == direct ]]; then echo "-"; return; fi
-  awk -v t="$2" -v n="$3" -v hz="$TICKS" -v d="$4" 'BEGIN { if (n) printf "%.*f", d, t * 1000000 / hz / n; else print "-" }'
+  per "$2" "$3" "$4"
 }
-load1() { cut -d' ' -f1 /proc/loadavg; }
 loads=()
-
-# hey holds a rate with -q, which is per worker: CONNECTIONS workers at RATE/CONNECTIONS each.
-run_hey() { # name url rate seconds -> prints hey's report into $WORK/hey-name-rate.txt
-  local q
-  q=$(awk -v r="$3" -v c="$CONNECTIONS" 'BEGIN { printf "%g", r / c }')
-  hey -z "$4s" -c "$CONNECTIONS" -q "$q" -t 10 -m POST -T application/json -D "$BODY" "$2/v1/chat/completions"
-}
 
 declare -A result
 measure() { # name url
   local name=$1 url=$2 rate
   say "$name: warming up for ${WARMUP_SECONDS}s"
-  run_hey "$name" "$url" 1000 "$WARMUP_SECONDS" >/dev/null
+  hey_at "$url" 1000 "$WARMUP_SECONDS" "$CONNECTIONS" >/dev/null
   for rate in $RATES; do
     say "$name: ${rate} req/s for ${SECONDS_PER_RUN}s"
     local p0 s0 p1 s1 out
     p0=$(cpu_ticks $(proxy_pids "$name")); s0=$(cpu_ticks "$SIM_PID")
     loads+=("$(load1)")
     out="$WORK/hey-$name-$rate.txt"
-    run_hey "$name" "$url" "$rate" "$SECONDS_PER_RUN" >"$out"
+    hey_at "$url" "$rate" "$SECONDS_PER_RUN" "$CONNECTIONS" >"$out"
     loads+=("$(load1)")
     p1=$(cpu_ticks $(proxy_pids "$name")); s1=$(cpu_ticks "$SIM_PID")
-    local ok total p50 p99 rps
-    ok=$(awk '/^[ \t]*\[200\]/ { n += $2 } END { print n + 0 }' "$out")
-    total=$(awk '/^[ \t]*\[[0-9]+\][ \t]+[0-9]+ responses/ { n += $2 } END { print n + 0 }' "$out")
-    errors=$(awk '/^Error distribution:/ { e = 1; next } e && /^[ \t]*\[[0-9]+\]/ { gsub(/[\[\]]/, "", $1); n += $1 } END { print n + 0 }' "$out")
-    p50=$(awk '/ 50% in / { printf "%.1f", $3 * 1000 }' "$out")
-    p99=$(awk '/ 99% in / { printf "%.1f", $3 * 1000 }' "$out")
-    rps=$(awk '/Requests\/sec:/ { printf "%.0f", $2 }' "$out")
-    result[$name,$rate]="$p50 / $p99 ms, $rps/s, $((total - ok + errors)) errors"
-    result[$name,$rate,proxy]=$(per "$name" $((p1 - p0)) "$ok" 0)
-    result[$name,$rate,upstream]=$(per upstream $((s1 - s0)) "$ok" 0)
+    local ok
+    ok=$(hey_ok "$out")
+    result[$name,$rate]=$(hey_line "$out")
+    result[$name,$rate,proxy]=$(per_target "$name" $((p1 - p0)) "$ok" 0)
+    result[$name,$rate,upstream]=$(per $((s1 - s0)) "$ok" 0)
   done
 }
 
@@ -236,8 +162,8 @@ stream() { # name url
   errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
   incomplete=$(sed -E 's/.*incomplete=([0-9]+).*/\1/' <<<"$line")
   streamed[$name]="$p50 / $p99 µs, $tokens tokens, $((errors + incomplete)) errors"
-  streamed[$name,proxy]=$(per "$name" $((p1 - p0)) "$tokens" 1)
-  streamed[$name,upstream]=$(per upstream $((s1 - s0)) "$tokens" 1)
+  streamed[$name,proxy]=$(per_target "$name" $((p1 - p0)) "$tokens" 1)
+  streamed[$name,upstream]=$(per $((s1 - s0)) "$tokens" 1)
 }
 
 stream direct "http://127.0.0.1:$P_STAMP"

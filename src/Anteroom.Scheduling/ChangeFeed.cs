@@ -2,7 +2,9 @@ namespace Anteroom.Scheduling;
 
 /// <summary>
 /// Announces that the queue changed, coalesced: many changes within one interval wake each waiter once, so the
-/// cost of pushing positions to n waiting holders is n per interval, not n per dispatch.
+/// cost of pushing positions to n waiting holders is n per interval, not n per dispatch. The interval runs from when
+/// a change happened: a queue in a shared store may hear of a change (another replica's, over pub/sub) after the
+/// interval it belongs to has passed, and then announces it at once.
 /// </summary>
 internal sealed class ChangeFeed : IDisposable
 {
@@ -27,8 +29,11 @@ internal sealed class ChangeFeed : IDisposable
     /// <summary>The number of announcements made so far.</summary>
     public long Version => Volatile.Read(ref _version);
 
-    /// <summary>Marks a change; it is announced now or at the end of the current interval.</summary>
-    public void Changed()
+    /// <summary>Marks a change made now; it is announced now or at the end of the current interval.</summary>
+    public void Changed() => Changed(_time.GetUtcNow());
+
+    /// <summary>Marks a change made at <paramref name="at"/>: announced at the end of its interval, or now if that has passed.</summary>
+    public void Changed(DateTimeOffset at)
     {
         if (_timer is null)
         {
@@ -46,7 +51,15 @@ internal sealed class ChangeFeed : IDisposable
             _pending = true;
         }
 
-        _timer.Change(_interval, Timeout.InfiniteTimeSpan);
+        var delay = at + _interval - _time.GetUtcNow();
+        if (delay <= TimeSpan.Zero)
+        {
+            Publish();
+        }
+        else
+        {
+            _timer.Change(delay, Timeout.InfiniteTimeSpan);
+        }
     }
 
     /// <summary>Completes once an announcement after <paramref name="seenVersion"/> has been made.</summary>

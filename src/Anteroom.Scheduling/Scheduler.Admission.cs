@@ -9,24 +9,7 @@ internal sealed partial class Scheduler
     public Admission Admit(TicketRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        ArgumentException.ThrowIfNullOrEmpty(request.Id);
-        ArgumentException.ThrowIfNullOrEmpty(request.Owner);
-        ArgumentException.ThrowIfNullOrEmpty(request.Model);
-        if (!(request.Weight > 0) || double.IsInfinity(request.Weight))
-        {
-            throw new ArgumentOutOfRangeException(nameof(request), "Weight must be a positive number.");
-        }
-
-        ArgumentOutOfRangeException.ThrowIfNegative(request.PromptTokens);
-        if (request.MaxOutputTokens is < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(request), "MaxOutputTokens must be at least 1.");
-        }
-
-        if (request.MaxInFlight is < 1 || request.MaxWaiting is < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(request), "MaxInFlight and MaxWaiting must be at least 1.");
-        }
+        request.Validate();
 
         var after = new AfterLock();
         Admission admission;

@@ -29,4 +29,27 @@ public sealed record TicketRequest
 
     /// <summary>How long this request may wait; the scheduler's <see cref="SchedulerOptions.MaxWait"/> caps it.</summary>
     public TimeSpan? MaxWait { get; init; }
+
+    /// <summary>Throws when the request cannot be queued as given: misuse by the caller, not a refusal.</summary>
+    internal void Validate()
+    {
+        ArgumentException.ThrowIfNullOrEmpty(Id);
+        ArgumentException.ThrowIfNullOrEmpty(Owner);
+        ArgumentException.ThrowIfNullOrEmpty(Model);
+        if (!(Weight > 0) || double.IsInfinity(Weight))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Weight), "Weight must be a positive number.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(PromptTokens);
+        if (MaxOutputTokens is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxOutputTokens), "MaxOutputTokens must be at least 1.");
+        }
+
+        if (MaxInFlight is < 1 || MaxWaiting is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxInFlight), "MaxInFlight and MaxWaiting must be at least 1.");
+        }
+    }
 }

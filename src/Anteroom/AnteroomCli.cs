@@ -72,8 +72,15 @@ internal static class AnteroomCli
         app.MapAnteroom();
         try
         {
+            // Opened before the host starts, so a database that cannot be used is one clear line, not a host failure.
+            app.Services.GetRequiredService<Storage.IRequestLog>();
             await app.RunAsync();
             return 0;
+        }
+        catch (Storage.StorageStartException exception)
+        {
+            await Console.Error.WriteLineAsync($"Anteroom cannot start: {exception.Message}");
+            return 1;
         }
         catch (OptionsValidationException exception)
         {

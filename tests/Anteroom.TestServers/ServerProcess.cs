@@ -9,13 +9,13 @@ namespace Anteroom.TestServers;
 /// it prints once it accepts connections, and killed when disposed. Nothing is polled and nothing sleeps: readiness
 /// is that printed line, and a program that exits first fails the start with what it printed.
 /// </summary>
-internal sealed class ServerProcess : IAsyncDisposable
+public sealed class ServerProcess : IAsyncDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
     private readonly Process _process;
     private readonly List<string> _output = [];
-    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly string _readyLine;
 
     private ServerProcess(ProcessStartInfo start, string readyLine)
@@ -27,6 +27,12 @@ internal sealed class ServerProcess : IAsyncDisposable
         _process.Exited += (_, _) => _ready.TrySetException(new InvalidOperationException(
             $"{Path.GetFileName(start.FileName)} exited with {_process.ExitCode} before it was ready:\n{Output}"));
     }
+
+    /// <summary>The line that said the program was ready.</summary>
+    public string ReadyLine { get; private set; } = "";
+
+    /// <summary>The program's process id.</summary>
+    public int Id => _process.Id;
 
     /// <summary>What the program printed so far.</summary>
     public string Output
@@ -50,7 +56,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         server._process.BeginErrorReadLine();
         try
         {
-            await server._ready.Task.WaitAsync(StartTimeout);
+            server.ReadyLine = await server._ready.Task.WaitAsync(StartTimeout);
         }
         catch
         {
@@ -174,7 +180,7 @@ internal sealed class ServerProcess : IAsyncDisposable
 
         if (line.Contains(_readyLine, StringComparison.Ordinal))
         {
-            _ready.TrySetResult();
+            _ready.TrySetResult(line);
         }
     }
 

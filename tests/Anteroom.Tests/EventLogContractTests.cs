@@ -1,4 +1,5 @@
 using Anteroom.Requests;
+using Anteroom.Tests.Shared;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Anteroom.Tests;
@@ -249,6 +250,13 @@ public abstract class EventLogContractTests
 public sealed class InProcessEventLogContractTests : EventLogContractTests
 {
     private protected override IEventLog Create(long maxBytes, FakeTimeProvider clock) => new InProcessEventLog(maxBytes, clock);
+}
+
+/// <summary>The event-log contract, run against the log of a request this replica runs, mirrored to a real Redis.</summary>
+public sealed class RedisEventLogContractTests(RedisFixture redis) : EventLogContractTests, IClassFixture<RedisFixture>
+{
+    private protected override IEventLog Create(long maxBytes, FakeTimeProvider clock) =>
+        new RedisEventLogFactory(redis.Connection, RedisFixture.NewPrefix(), TimeSpan.FromMinutes(5), clock).Create("req_1", maxBytes);
 }
 
 public sealed class RequestEventSizeTests

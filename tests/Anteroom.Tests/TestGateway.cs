@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -94,13 +95,15 @@ internal sealed class TestGateway : IAsyncDisposable
     /// The send buffer of the gateway's client connections (SO_SNDBUF, inherited from the listening socket), for
     /// tests of what a client that stops reading costs: otherwise the kernel grows it to megabytes on loopback.
     /// </param>
+    /// <param name="time">The gateway's clock, for tests that drive it (a FakeTimeProvider); the system's otherwise.</param>
     public static async Task<TestGateway> StartAsync(
-        IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs = null, int? socketSendBufferBytes = null)
+        IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs = null, int? socketSendBufferBytes = null,
+        TimeProvider? time = null)
     {
         await HostBuilding.WaitAsync();
         try
         {
-            return await BuildAsync(backends, settings, logs, socketSendBufferBytes);
+            return await BuildAsync(backends, settings, logs, socketSendBufferBytes, time);
         }
         finally
         {
@@ -109,7 +112,7 @@ internal sealed class TestGateway : IAsyncDisposable
     }
 
     private static async Task<TestGateway> BuildAsync(
-        IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs, int? socketSendBufferBytes)
+        IReadOnlyList<TestBackend> backends, IDictionary<string, string?> settings, ILoggerProvider? logs, int? socketSendBufferBytes, TimeProvider? time)
     {
         var simulators = new Dictionary<string, SimulatedModelServer>();
         var all = new Dictionary<string, string?>
@@ -153,7 +156,7 @@ internal sealed class TestGateway : IAsyncDisposable
             all[key] = value;
         }
 
-        var factory = new AnteroomFactory(all, logs, socketSendBufferBytes);
+        var factory = new AnteroomFactory(all, logs, socketSendBufferBytes, time);
         // Not UseKestrel(0): that rewrites the server's addresses after the app has started binding them itself, a
         // race that fails now and then under parallel tests (dotnet/aspnetcore#67714). The "urls" setting above
         // already binds a free loopback port.
@@ -237,7 +240,8 @@ internal sealed class TestGateway : IAsyncDisposable
         }
     }
 
-    private sealed class AnteroomFactory(IDictionary<string, string?> settings, ILoggerProvider? logs, int? socketSendBufferBytes) : WebApplicationFactory<Program>
+    private sealed class AnteroomFactory(IDictionary<string, string?> settings, ILoggerProvider? logs, int? socketSendBufferBytes, TimeProvider? time)
+        : WebApplicationFactory<Program>
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
@@ -249,6 +253,12 @@ internal sealed class TestGateway : IAsyncDisposable
             if (logs is not null)
             {
                 builder.ConfigureLogging(logging => logging.AddProvider(logs));
+            }
+
+            if (time is not null)
+            {
+                // After the gateway's own registrations, so this clock is the one every service gets.
+                builder.ConfigureTestServices(services => services.AddSingleton(time));
             }
 
             if (socketSendBufferBytes is { } sendBuffer)

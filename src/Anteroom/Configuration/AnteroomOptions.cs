@@ -35,7 +35,10 @@ public sealed class AnteroomOptions
     /// <summary>Where Anteroom keeps its database and the keys that protect its cookies.</summary>
     public DataOptions Data { get; set; } = new();
 
-    /// <summary>How much of a conversation is sent back to the model.</summary>
+    /// <summary>Where keys, conversations and the request log are kept when not in the data directory's SQLite file.</summary>
+    public StorageOptions Storage { get; set; } = new();
+
+    /// <summary>How much of a conversation is sent back to the model, and how long conversations are kept.</summary>
     public ConversationOptions Conversations { get; set; } = new();
 
     /// <summary>Browser origins other than Anteroom's own that may call the API.</summary>
@@ -53,6 +56,9 @@ public sealed class AnteroomOptions
 
     /// <summary>Open client connections the server holds at once; further ones are closed as they arrive. Unset: no limit.</summary>
     public long? MaxConnections { get; set; }
+
+    /// <summary>Redis mode: the queue, slots, limits and events shared by several replicas.</summary>
+    public RedisOptions Redis { get; set; } = new();
 }
 
 /// <summary>Who may call, and how callers are told apart.</summary>
@@ -124,7 +130,18 @@ public sealed class DataOptions
     public int MaxRefusalsLoggedPerUserPerMinute { get; set; } = 60;
 }
 
-/// <summary>How much of a conversation is sent back to the model with each new message.</summary>
+/// <summary>Shared storage for several gateways.</summary>
+public sealed class StorageOptions
+{
+    /// <summary>
+    /// An Npgsql connection string (<c>Host=db;Database=anteroom;Username=anteroom;Password=…</c>): keys, signed-out
+    /// sessions, conversations and the request log then live in that PostgreSQL database, shared by every gateway
+    /// pointed at it. Unset: the SQLite file in the data directory.
+    /// </summary>
+    public string? Postgres { get; set; }
+}
+
+/// <summary>How much of a conversation is sent back to the model with each new message, and how long one is kept.</summary>
 public sealed class ConversationOptions
 {
     /// <summary>The most earlier messages sent with a new one.</summary>
@@ -132,6 +149,12 @@ public sealed class ConversationOptions
 
     /// <summary>The most estimated tokens of earlier messages sent with a new one; older ones are left out first.</summary>
     public int MaxHistoryTokens { get; set; } = 8192;
+
+    /// <summary>
+    /// Days a conversation is kept after its last change (a message or a rename); older ones are deleted with their
+    /// messages once an hour. Unset: kept until their owners delete them.
+    /// </summary>
+    public int? RetainDays { get; set; }
 }
 
 /// <summary>Cross-origin browser access, off unless origins are listed.</summary>

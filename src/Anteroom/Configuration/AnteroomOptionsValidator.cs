@@ -136,9 +136,50 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
             yield return $"{root}:DefaultModel '{model}' is not served by any configured backend.";
         }
 
+        foreach (var problem in RedisProblems(options.Redis))
+        {
+            yield return problem;
+        }
+
         foreach (var problem in AccessProblems(options))
         {
             yield return problem;
+        }
+    }
+
+    private static IEnumerable<string> RedisProblems(RedisOptions redis)
+    {
+        const string key = AnteroomOptions.Section + ":Redis";
+        if (redis.Enabled)
+        {
+            string? problem = null;
+            try
+            {
+                var parsed = StackExchange.Redis.ConfigurationOptions.Parse(redis.Configuration!);
+                if (parsed.EndPoints.Count == 0)
+                {
+                    problem = "names no server";
+                }
+            }
+            catch (ArgumentException exception)
+            {
+                problem = exception.Message;
+            }
+
+            if (problem is not null)
+            {
+                yield return $"{key}:Configuration must be a StackExchange.Redis configuration string such as '127.0.0.1:6379' ({problem}).";
+            }
+        }
+
+        if (redis.Prefix.Length is 0 or > 64 || !redis.Prefix.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':'))
+        {
+            yield return $"{key}:Prefix must be 1 to 64 letters, digits, '-', '_', '.' or ':' (got '{redis.Prefix}').";
+        }
+
+        if (!(redis.LeaseSeconds >= 2 && redis.LeaseSeconds <= 600))
+        {
+            yield return $"{key}:LeaseSeconds must be between 2 and 600 (got {redis.LeaseSeconds}): a replica renews its leases three times per lease.";
         }
     }
 
@@ -200,6 +241,16 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
             yield return $"{root}:Data:RequestLogRetainDays must be at least 1 and MaxRefusalsLoggedPerUserPerMinute zero or more.";
         }
 
+        if (conversations.RetainDays is < 1)
+        {
+            yield return $"{root}:Conversations:RetainDays must be at least 1 when set (got {conversations.RetainDays}); leave it unset to keep conversations.";
+        }
+
+        if (PostgresProblem(options.Storage.Postgres) is { } postgresProblem)
+        {
+            yield return $"{root}:Storage:Postgres {postgresProblem}";
+        }
+
         if (options.Auth.KeyCacheMilliseconds is < 0 or > 60_000)
         {
             yield return $"{root}:Auth:KeyCacheMilliseconds must be from 0 to 60000 (got {options.Auth.KeyCacheMilliseconds}).";
@@ -223,6 +274,28 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
         if (options.MaxRequestBodyBytes < 1024)
         {
             yield return $"{root}:MaxRequestBodyBytes must be at least 1024 (got {options.MaxRequestBodyBytes}).";
+        }
+    }
+
+    /// <summary>What is wrong with the PostgreSQL connection string, if it is set; whether the server answers is found at start.</summary>
+    private static string? PostgresProblem(string? connectionString)
+    {
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            return null;
+        }
+
+        try
+        {
+            var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+            return string.IsNullOrWhiteSpace(builder.Host)
+                ? "must name the server, e.g. 'Host=127.0.0.1;Database=anteroom;Username=anteroom;Password=…'."
+                : null;
+        }
+        catch (ArgumentException exception)
+        {
+            // The message names the offending keyword, never the value (which may be a password).
+            return $"is not a valid PostgreSQL connection string: {exception.Message}";
         }
     }
 }

@@ -6,7 +6,8 @@ namespace Anteroom.Gateway;
 /// Gives the errors the web server raises by itself the shape of the API that was called: an unknown route (404),
 /// a method the route does not take (405), a body that is malformed at the HTTP level (a bad chunk: 400), too slow
 /// (408) or too large (413). Without it they come back with empty bodies, which SDKs report as a bare status with no
-/// reason. An unexpected exception is logged and answered 500 in the same shape, never an empty body.
+/// reason. An unexpected exception is logged and answered 500 in the same shape, never an empty body; one that says
+/// Redis is out of reach (in Redis mode) is answered 503 with <c>Retry-After</c>, as a load balancer expects.
 /// </summary>
 internal sealed partial class ErrorShapes(RequestDelegate next, ILogger<ErrorShapes> log)
 {
@@ -20,6 +21,15 @@ internal sealed partial class ErrorShapes(RequestDelegate next, ILogger<ErrorSha
         {
             // Raised while the body is read: the client sent it badly, slowly or too much of it.
             await WriteAsync(context, exception.StatusCode, CodeOf(exception.StatusCode), exception.Message);
+            return;
+        }
+        catch (Exception exception) when (Shared.SharedState.ExplainsFailure(exception) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+        {
+            // Redis mode with Redis out of reach: nothing was admitted, and the connection is already retrying.
+            LogSharedStateUnavailable(context.Request.Method, context.Request.Path.Value ?? "/", exception.Message);
+            await WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "shared_state_unavailable",
+                "Anteroom cannot reach the Redis its replicas share, so it cannot queue this request now; try again shortly.",
+                Shared.SharedState.RetryAfter);
             return;
         }
         catch (Exception exception) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
@@ -53,7 +63,7 @@ internal sealed partial class ErrorShapes(RequestDelegate next, ILogger<ErrorSha
             !context.RequestAborted.IsCancellationRequested;
     }
 
-    private static Task WriteAsync(HttpContext context, int status, string code, string message)
+    private static Task WriteAsync(HttpContext context, int status, string code, string message, TimeSpan? retryAfter = null)
     {
         // Whatever a failed endpoint had set is not part of this answer; Allow stays, it tells the methods to use.
         var allow = context.Response.Headers.Allow;
@@ -61,6 +71,11 @@ internal sealed partial class ErrorShapes(RequestDelegate next, ILogger<ErrorSha
         if (status == StatusCodes.Status405MethodNotAllowed)
         {
             context.Response.Headers.Allow = allow;
+        }
+
+        if (retryAfter is { } wait)
+        {
+            context.Response.Headers.RetryAfter = ((long)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
         }
 
         return ApiSurfaces.Error(ApiSurfaces.Of(context.Request), status, code, message).ExecuteAsync(context);
@@ -79,6 +94,9 @@ internal sealed partial class ErrorShapes(RequestDelegate next, ILogger<ErrorSha
         >= 500 => "internal_error",
         _ => "bad_request",
     };
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Answered 503 to {Method} {Path}: Redis cannot be reached ({Reason})")]
+    private partial void LogSharedStateUnavailable(string method, string path, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled exception on {Method} {Path}")]
     private partial void LogUnhandled(Exception exception, string method, string path);

@@ -77,6 +77,7 @@ internal static partial class GatewayComposition
             kestrel.Limits.MaxConcurrentConnections = connectionLimit;
         });
         AddState(builder);
+        bool redisMode = !string.IsNullOrWhiteSpace(configuration[$"{AnteroomOptions.Section}:Redis:Configuration"]);
 
         services.AddOptions<AnteroomOptions>().Bind(configuration.GetSection(AnteroomOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AnteroomOptions>, AnteroomOptionsValidator>();
@@ -87,7 +88,15 @@ internal static partial class GatewayComposition
         services.AddSingleton(provider => new BackendsView(
             provider.GetRequiredService<IOptions<AnteroomOptions>>(), provider.GetService<EmbeddedSimulator>()));
         services.AddSingleton<IRequestRegistry, InProcessRequestRegistry>();
-        services.AddSingleton<IEventLogFactory, InProcessEventLogFactory>();
+        if (redisMode)
+        {
+            services.ShareStateInRedis();
+        }
+        else
+        {
+            services.AddSingleton<IEventLogFactory, InProcessEventLogFactory>();
+            }
+
         services.AddSingleton<GenerationRunner>();
         services.AddSingleton<RequestSettlement>();
         services.AddSingleton<AdmissionPolicy>();
@@ -106,6 +115,7 @@ internal static partial class GatewayComposition
         services.AddHostedService<RequestSweeper>();
         services.AddHostedService<QueueSampler>();
         services.AddHostedService<RequestLogRetention>();
+        services.AddHostedService<ConversationRetention>();
         // Last, so it stops first: shutdown waits here for the running requests to end and be recorded while every
         // other service (the request log, the backends' health) is still up.
         services.AddHostedService(provider => provider.GetRequiredService<RequestLife>());
@@ -189,8 +199,8 @@ internal static partial class GatewayComposition
     }
 
     /// <summary>
-    /// The data directory: the SQLite database (keys, conversations, request log) and the keys that protect
-    /// cookies, generated there on first run so no secret ships with Anteroom.
+    /// The data directory: the SQLite database (keys, conversations, request log), unless a PostgreSQL database is
+    /// configured, and the keys that protect cookies, generated there on first run so no secret ships with Anteroom.
     /// </summary>
     private static void AddState(WebApplicationBuilder builder)
     {
@@ -198,19 +208,42 @@ internal static partial class GatewayComposition
         var options = new AnteroomOptions();
         builder.Configuration.GetSection(AnteroomOptions.Section).Bind(options);
         string directory = DataDirectory.Prepare(options.DataDirectory());
-        services.AddDataProtection()
-            .SetApplicationName("anteroom")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(directory, "protection-keys")));
-        services.AddSingleton(provider => SqliteStore.Open(
-            DataDirectory.DatabasePath(directory), provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom.Storage")));
+        var protection = services.AddDataProtection().SetApplicationName("anteroom");
+        if (options.Redis.Enabled)
+        {
+            // Shared by every replica, so a cookie issued by one is read by all (RedisMode moves the keys there).
+            services.AddRedisMode(options.Redis);
+        }
+        else
+        {
+            protection.PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(directory, "protection-keys")));
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.Storage.Postgres))
+        {
+            // Several gateways on one database: every store is the shared PostgreSQL one. Opened synchronously because
+            // service factories are; it runs once, before the host starts serving.
+            string connectionString = options.Storage.Postgres;
+            services.AddSingleton<IStore>(provider => PostgresStore.OpenAsync(
+                connectionString, provider.GetRequiredService<TimeProvider>(), StorageLog(provider)).GetAwaiter().GetResult());
+        }
+        else
+        {
+            services.AddSingleton<IStore>(provider => SqliteStore.Open(
+                DataDirectory.DatabasePath(directory), provider.GetRequiredService<TimeProvider>(), StorageLog(provider)));
+        }
+
         services.AddSingleton<IKeyStore>(provider => new CachedKeyStore(
-            provider.GetRequiredService<SqliteStore>(),
+            provider.GetRequiredService<IStore>(),
             TimeSpan.FromMilliseconds(provider.GetRequiredService<IOptions<AnteroomOptions>>().Value.Auth.KeyCacheMilliseconds),
             provider.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<ISessionStore>(provider => provider.GetRequiredService<SqliteStore>());
-        services.AddSingleton<IConversationStore>(provider => provider.GetRequiredService<SqliteStore>());
-        services.AddSingleton<IRequestLog>(provider => provider.GetRequiredService<SqliteStore>());
+        services.AddSingleton<ISessionStore>(provider => provider.GetRequiredService<IStore>());
+        services.AddSingleton<IConversationStore>(provider => provider.GetRequiredService<IStore>());
+        services.AddSingleton<IRequestLog>(provider => provider.GetRequiredService<IStore>());
     }
+
+    private static ILogger StorageLog(IServiceProvider provider) =>
+        provider.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom.Storage");
 
     /// <summary>
     /// Plain http that other machines can reach: keys travel in the clear, and cookies go out without Secure — also
@@ -254,7 +287,10 @@ internal static partial class GatewayComposition
             },
         };
         var backends = options.Backends.Select(b => new BackendDefinition(b.Name!, b.Slots, b.Models));
-        return RequestQueue.CreateInProcess(schedulerOptions, backends, provider.GetRequiredService<TimeProvider>());
+        var time = provider.GetRequiredService<TimeProvider>();
+        return options.Redis.Enabled
+            ? RedisMode.CreateRequestQueue(provider, options.Redis, schedulerOptions, backends, time)
+            : RequestQueue.CreateInProcess(schedulerOptions, backends, time);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Anteroom is listening: open {Url} for the chat page")]

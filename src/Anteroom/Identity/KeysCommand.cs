@@ -6,7 +6,8 @@ namespace Anteroom.Identity;
 
 /// <summary>
 /// <c>anteroom keys create|list|revoke</c>: manages API keys in the same database the gateway uses, found through
-/// the same configuration (appsettings.json, environment, <c>--Anteroom:Data:Directory=…</c>). A running gateway
+/// the same configuration (appsettings.json, environment, <c>--Anteroom:Data:Directory=…</c> or
+/// <c>--Anteroom:Storage:Postgres=…</c>). A running gateway
 /// sees a change on its next request.
 /// </summary>
 internal static class KeysCommand
@@ -34,7 +35,21 @@ internal static class KeysCommand
 
         var (flags, positional, settings) = Split(args[1..]);
         var options = Configure(settings);
-        await using var store = SqliteStore.Open(DataDirectory.DatabasePath(DataDirectory.Prepare(options.DataDirectory())), time);
+        IStore store;
+        try
+        {
+            // The gateway's own store: the PostgreSQL database when one is configured, the data directory's file otherwise.
+            store = string.IsNullOrWhiteSpace(options.Storage.Postgres)
+                ? SqliteStore.Open(DataDirectory.DatabasePath(DataDirectory.Prepare(options.DataDirectory())), time)
+                : await PostgresStore.OpenAsync(options.Storage.Postgres, time);
+        }
+        catch (StorageStartException exception)
+        {
+            await error.WriteLineAsync(exception.Message);
+            return 1;
+        }
+
+        await using var _ = store;
         switch (args[0])
         {
             case "create":
@@ -57,7 +72,7 @@ internal static class KeysCommand
     }
 
     private static async Task<int> CreateAsync(
-        SqliteStore store, AnteroomOptions options, Dictionary<string, string?> flags, List<string> positional, TextWriter output, TextWriter error, TimeProvider time)
+        IKeyStore store, AnteroomOptions options, Dictionary<string, string?> flags, List<string> positional, TextWriter output, TextWriter error, TimeProvider time)
     {
         var unknown = flags.Keys.Except(["user", "tier", "expires", "admin", "can-act-for-users"]).ToList();
         if (unknown.Count > 0 || positional.Count > 0)
@@ -102,7 +117,7 @@ internal static class KeysCommand
         return 0;
     }
 
-    private static async Task<int> ListAsync(SqliteStore store, TextWriter output, TimeProvider time)
+    private static async Task<int> ListAsync(IKeyStore store, TextWriter output, TimeProvider time)
     {
         var now = time.GetUtcNow();
         var keys = await store.ListKeysAsync();

@@ -77,10 +77,19 @@ internal interface IEventLogFactory
 {
     /// <summary>A new, empty log for request <paramref name="requestId"/> that keeps at most <paramref name="maxBytes"/> of events.</summary>
     IEventLog Create(string requestId, long maxBytes);
+
+    /// <summary>
+    /// The existing log of request <paramref name="requestId"/>, created by another process (a request admitted on
+    /// another replica), for reading; null when this store keeps no such log.
+    /// </summary>
+    ValueTask<IEventLog?> OpenAsync(string requestId, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Opens logs in memory (<see cref="InProcessEventLog"/>).</summary>
 internal sealed class InProcessEventLogFactory(TimeProvider time) : IEventLogFactory
 {
     public IEventLog Create(string requestId, long maxBytes) => new InProcessEventLog(maxBytes, time);
+
+    /// <summary>Always null: another process's logs live in its own memory, out of reach.</summary>
+    public ValueTask<IEventLog?> OpenAsync(string requestId, CancellationToken cancellationToken = default) => new((IEventLog?)null);
 }

@@ -72,11 +72,17 @@ internal sealed class InProcessEventLog(long maxBytes = long.MaxValue, TimeProvi
     }
 
     /// <inheritdoc />
-    public ValueTask<LogWindow> GetWindowAsync(CancellationToken cancellationToken = default)
+    public ValueTask<LogWindow> GetWindowAsync(CancellationToken cancellationToken = default) => new(Window);
+
+    /// <summary>Which events are kept now, and whether the log is closed (what <see cref="GetWindowAsync"/> answers, at once).</summary>
+    internal LogWindow Window
     {
-        lock (_gate)
+        get
         {
-            return new(new LogWindow(FirstKeptIdLocked, _lastId, _bytes, _complete));
+            lock (_gate)
+            {
+                return new LogWindow(FirstKeptIdLocked, _lastId, _bytes, _complete);
+            }
         }
     }
 
@@ -101,7 +107,26 @@ internal sealed class InProcessEventLog(long maxBytes = long.MaxValue, TimeProvi
         return WaitAsync(appended, timeout, cancellationToken);
     }
 
-    private LogRead CopyAfter(long afterId, List<StreamEvent> into)
+    /// <summary>
+    /// Copies the kept events after <paramref name="afterId"/> (from the oldest kept when older ones were asked for)
+    /// and returns the window they were copied from, in one step: what a mirror of the log sends on.
+    /// </summary>
+    internal LogWindow CopyKeptAfter(long afterId, List<StreamEvent> into)
+    {
+        lock (_gate)
+        {
+            long firstKept = FirstKeptIdLocked;
+            for (long id = Math.Max(afterId + 1, firstKept); id <= _lastId; id++)
+            {
+                into.Add(_events[_head + (int)(id - firstKept)]);
+            }
+
+            return new LogWindow(firstKept, _lastId, _bytes, _complete);
+        }
+    }
+
+    /// <summary>What <see cref="ReadAfterAsync"/> does, at once.</summary>
+    internal LogRead CopyAfter(long afterId, List<StreamEvent> into)
     {
         lock (_gate)
         {

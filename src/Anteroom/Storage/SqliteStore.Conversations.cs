@@ -178,6 +178,28 @@ internal sealed partial class SqliteStore
         return true;
     }
 
+    public async Task<int> ForgetConversationsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken = default)
+    {
+        // In bounded steps, like the request log's retention: other writers wait for the file's one write lock.
+        const int Step = 1_000;
+        int total = 0;
+        using var connection = Connect();
+        using var command = Command(connection, """
+            DELETE FROM conversations WHERE pk IN (SELECT pk FROM conversations WHERE updated_at < @cutoff LIMIT @step);
+            """)
+            .With("@cutoff", ToUnixMs(cutoff))
+            .With("@step", Step);
+        int deleted;
+        do
+        {
+            deleted = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            total += deleted;
+        }
+        while (deleted == Step);
+
+        return total;
+    }
+
     private static async Task<Conversation?> FindConversationAsync(
         SqliteConnection connection, SqliteTransaction? transaction, string owner, string id, CancellationToken cancellationToken)
     {

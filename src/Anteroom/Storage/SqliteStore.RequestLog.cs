@@ -1,59 +1,22 @@
-using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
 namespace Anteroom.Storage;
 
 internal sealed partial class SqliteStore
 {
-    // Enough to ride out a long stall of the disk at thousands of requests a second; beyond it entries are dropped
-    // rather than held in memory without bound or pushed back onto requests.
-    private const int RequestQueueCapacity = 65_536;
-    private const int RequestBatchSize = 500;
-    private static readonly TimeSpan DropWarningInterval = TimeSpan.FromMinutes(1);
-
     private const string RequestColumns =
         "request_id, at, owner, key_id, tier, api, model, backend, outcome, reason, waited_ms, first_token_ms, ran_ms, tokens_in, tokens_out";
 
-    private readonly Channel<PendingLogItem> _requestQueue;
-    private readonly Task _requestWriter;
-    // Used only by the writer task, one batch at a time.
+    private readonly RequestLogQueue _requestLog;
+    // Used only by the queue's writer, one batch at a time.
     private RequestLogWriter? _logWriter;
-    private long _droppedRequests;
-    // A TimeProvider timestamp; long.MinValue until the first warning.
-    private long _lastDropWarning = long.MinValue;
 
     /// <summary>Request log entries dropped so far because the write queue was full (or the store disposed).</summary>
-    public long DroppedRequestLogEntries => Interlocked.Read(ref _droppedRequests);
+    public long DroppedRequestLogEntries => _requestLog.Dropped;
 
-    public void Record(RequestLogEntry entry)
-    {
-        if (entry is null || _requestQueue.Writer.TryWrite(new PendingLogItem(entry, null)))
-        {
-            return;
-        }
+    public void Record(RequestLogEntry entry) => _requestLog.Record(entry);
 
-        long dropped = Interlocked.Increment(ref _droppedRequests);
-        WarnOfDropsAtMostOncePerInterval(dropped);
-    }
-
-    public async Task FlushAsync(CancellationToken cancellationToken = default)
-    {
-        // The marker queues behind every entry recorded before this call; the writer completes it once the batch
-        // that holds them is committed.
-        var flushed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        try
-        {
-            await _requestQueue.Writer.WriteAsync(new PendingLogItem(null, flushed), cancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException)
-        {
-            // Disposed: the writer drains everything recorded before it stops.
-            await _requestWriter.WaitAsync(cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        await flushed.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
+    public Task FlushAsync(CancellationToken cancellationToken = default) => _requestLog.FlushAsync(cancellationToken);
 
     public async Task<IReadOnlyList<RequestLogEntry>> ReadRequestsAsync(
         DateTimeOffset since, DateTimeOffset until, string? owner, int limit, CancellationToken cancellationToken = default)
@@ -102,93 +65,14 @@ internal sealed partial class SqliteStore
         return total;
     }
 
-    /// <summary>
-    /// The single reader of the queue: takes what is waiting (up to a batch), writes it in one transaction, then
-    /// answers the flush markers that were behind it. Runs until the queue is completed and empty.
-    /// </summary>
-    private async Task WriteRequestsAsync()
-    {
-        var batch = new List<RequestLogEntry>(RequestBatchSize);
-        var markers = new List<TaskCompletionSource>();
-        Exception? unreportedFailure = null;
-        var reader = _requestQueue.Reader;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
-        {
-            while (batch.Count < RequestBatchSize && reader.TryRead(out var item))
-            {
-                if (item.Entry is not null)
-                {
-                    batch.Add(item.Entry);
-                }
-                else
-                {
-                    markers.Add(item.Flushed!);
-                }
-            }
-
-            unreportedFailure = TryWriteBatch(batch) ?? unreportedFailure;
-            unreportedFailure = AnswerFlushes(markers, unreportedFailure);
-            batch.Clear();
-            markers.Clear();
-        }
-
-        _logWriter?.Dispose();
-        _logWriter = null;
-    }
-
-    /// <summary>Writes the batch; a failure is logged and returned, never thrown, so the writer keeps going.</summary>
-    private Exception? TryWriteBatch(List<RequestLogEntry> batch)
-    {
-        if (batch.Count == 0)
-        {
-            return null;
-        }
-
-        try
-        {
-            WriteBatch(batch);
-            return null;
-        }
-        catch (Exception exception)
-        {
-            // Whatever went wrong (a full disk, a locked or damaged file), the next batch may still succeed.
-            LogWriteFailed(_log, exception, batch.Count);
-            return exception;
-        }
-    }
-
-    /// <summary>
-    /// Completes the flush markers. A batch lost since the last flush was answered fails them, so a caller that
-    /// waits for durability learns it did not get it; the failure is then reported and forgotten.
-    /// </summary>
-    private static Exception? AnswerFlushes(List<TaskCompletionSource> markers, Exception? failure)
-    {
-        if (markers.Count == 0)
-        {
-            return failure;
-        }
-
-        foreach (var marker in markers)
-        {
-            if (failure is null)
-            {
-                marker.TrySetResult();
-            }
-            else
-            {
-                marker.TrySetException(new IOException("Writing the request log failed; some entries were lost.", failure));
-            }
-        }
-
-        return null;
-    }
-
-    private void WriteBatch(List<RequestLogEntry> batch)
+    // Synchronous inside: Microsoft.Data.Sqlite's I/O is synchronous anyway, and this runs on the queue's writer.
+    private Task WriteBatch(List<RequestLogEntry> batch)
     {
         var writer = _logWriter ??= new RequestLogWriter(Connect());
         try
         {
             writer.Write(batch);
+            return Task.CompletedTask;
         }
         catch
         {
@@ -197,6 +81,13 @@ internal sealed partial class SqliteStore
             writer.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Called by the queue's writer once it has drained the queue for good.</summary>
+    private void StopWriting()
+    {
+        _logWriter?.Dispose();
+        _logWriter = null;
     }
 
     /// <summary>
@@ -263,18 +154,6 @@ internal sealed partial class SqliteStore
         private void Set(int index, object? value) => _parameters[index].Value = value ?? DBNull.Value;
     }
 
-    private void WarnOfDropsAtMostOncePerInterval(long dropped)
-    {
-        long now = _time.GetTimestamp();
-        long last = Interlocked.Read(ref _lastDropWarning);
-        bool due = last == long.MinValue || _time.GetElapsedTime(last, now) >= DropWarningInterval;
-        // Of the callers that find a warning due, only the one that moves the timestamp logs it.
-        if (due && Interlocked.CompareExchange(ref _lastDropWarning, now, last) == last)
-        {
-            LogEntriesDropped(_log, dropped);
-        }
-    }
-
     private static RequestLogEntry ReadRequest(SqliteDataReader reader) => new(
         RequestId: reader.GetString(0),
         At: FromUnixMs(reader.GetInt64(1)),
@@ -291,13 +170,4 @@ internal sealed partial class SqliteStore
         RanMs: reader.GetInt64(12),
         TokensIn: reader.GetInt32(13),
         TokensOut: reader.GetInt32(14));
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The request log could not keep up (queue full) or is closed; {Dropped} entries dropped so far")]
-    private static partial void LogEntriesDropped(ILogger logger, long dropped);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Writing {Count} request log entries failed; they are lost")]
-    private static partial void LogWriteFailed(ILogger logger, Exception exception, int count);
-
-    /// <summary>What the queue carries: an entry to write, or a flush waiting for everything before it.</summary>
-    private readonly record struct PendingLogItem(RequestLogEntry? Entry, TaskCompletionSource? Flushed);
 }

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -9,27 +8,17 @@ namespace Anteroom.Storage;
 /// provider pools them), so nothing is cached: a key revoked by another process, such as the <c>anteroom keys</c>
 /// command, is seen by the next lookup here.
 /// </summary>
-internal sealed partial class SqliteStore : IKeyStore, ISessionStore, IConversationStore, IRequestLog, IAsyncDisposable
+internal sealed partial class SqliteStore : IStore
 {
     // How long a statement waits for another connection's (or process's) write lock before giving up.
     private const int BusyTimeoutMs = 10_000;
 
     private readonly string _connectionString;
-    private readonly TimeProvider _time;
-    private readonly ILogger _log;
 
     private SqliteStore(string connectionString, TimeProvider time, ILogger log)
     {
         _connectionString = connectionString;
-        _time = time;
-        _log = log;
-        _requestQueue = Channel.CreateBounded<PendingLogItem>(new BoundedChannelOptions(RequestQueueCapacity)
-        {
-            FullMode = BoundedChannelFullMode.Wait,
-            SingleReader = true,
-            SingleWriter = false,
-        });
-        _requestWriter = Task.Run(WriteRequestsAsync);
+        _requestLog = new RequestLogQueue(WriteBatch, StopWriting, time, log);
     }
 
     /// <summary>
@@ -70,8 +59,7 @@ internal sealed partial class SqliteStore : IKeyStore, ISessionStore, IConversat
     /// <summary>Writes every request recorded so far, stops the writer and closes the pooled connections.</summary>
     public async ValueTask DisposeAsync()
     {
-        _requestQueue.Writer.TryComplete();
-        await _requestWriter.ConfigureAwait(false);
+        await _requestLog.DisposeAsync().ConfigureAwait(false);
         using var connection = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(connection);
     }

@@ -95,6 +95,9 @@ internal interface IConversationStore
 
     /// <summary>Appends a turn and moves the conversation's update time; false when it is gone or not the owner's.</summary>
     Task<bool> AppendMessageAsync(string owner, string id, NewMessage message, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes every owner's conversations last updated before <paramref name="cutoff"/>, with their messages; returns how many.</summary>
+    Task<int> ForgetConversationsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken = default);
 }
 
 /// <summary>One request as the log keeps it: who, what, where, how long, how much, and how it ended.</summary>
@@ -183,3 +186,6 @@ internal interface IRequestLog
     /// <summary>Deletes the entries that arrived before <paramref name="cutoff"/>; returns how many.</summary>
     Task<int> ForgetRequestsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken = default);
 }
+
+/// <summary>A whole store, as the gateway registers it once and hands out by each interface.</summary>
+internal interface IStore : IKeyStore, ISessionStore, IConversationStore, IRequestLog, IAsyncDisposable;

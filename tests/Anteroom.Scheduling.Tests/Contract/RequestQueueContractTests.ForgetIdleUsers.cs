@@ -96,7 +96,7 @@ public abstract partial class RequestQueueContractTests
                     }
                 }
             },
-            iter: 1000,
+            iter: PropertyRuns(1000),
             print: run => $"{run.Item1} shared slots, {run.Item2} own slots{Environment.NewLine}{string.Join(Environment.NewLine, run.Item3.Select(s => s.ToString()))}");
 
     private abstract record IdleStep

@@ -29,14 +29,14 @@ public abstract partial class RequestQueueContractTests
     public Task RandomOperations_UnderFairPolicy_KeepEveryInvariant() =>
         Gen.Select(LayoutGen, OperationGen.Array[1, 60]).SampleAsync(
             run => new Simulation(Harness(SimulationOptions(SchedulingPolicy.Fair), run.Item1.Backends), run.Item1).RunAsync(run.Item2),
-            iter: 2000,
+            iter: PropertyRuns(2000),
             print: Print);
 
     [Fact]
     public Task RandomOperations_UnderFifoPolicy_KeepEveryInvariant() =>
         Gen.Select(LayoutGen, OperationGen.Array[1, 60]).SampleAsync(
             run => new Simulation(Harness(SimulationOptions(SchedulingPolicy.Fifo), run.Item1.Backends), run.Item1).RunAsync(run.Item2),
-            iter: 1000,
+            iter: PropertyRuns(1000),
             print: Print);
 
     private static SchedulerOptions SimulationOptions(SchedulingPolicy policy) => new()

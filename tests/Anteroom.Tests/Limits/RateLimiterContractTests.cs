@@ -1,4 +1,5 @@
 using Anteroom.Limits;
+using Anteroom.Tests.Shared;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Anteroom.Tests.Limits;
@@ -230,4 +231,11 @@ public abstract partial class RateLimiterContractTests
 public sealed class InProcessRateLimiterContractTests : RateLimiterContractTests
 {
     private protected override IRateLimiter Create(FakeTimeProvider clock) => new InProcessRateLimiter(clock);
+}
+
+/// <summary>The rate-limiter contract, run against the limiter in a real Redis.</summary>
+public sealed class RedisRateLimiterContractTests(RedisFixture redis) : RateLimiterContractTests, IClassFixture<RedisFixture>
+{
+    private protected override IRateLimiter Create(FakeTimeProvider clock) =>
+        new RedisRateLimiter(redis.Connection, RedisFixture.NewPrefix(), clock);
 }

@@ -1,0 +1,2 @@
+-- The counters, flat as HGETALL gives them.
+return redis.call('HGETALL', META)
