@@ -72,7 +72,7 @@ mkdir -p "$WORK/nginx"
     for ((i = 0; i < n; i++)); do echo "    server 127.0.0.1:${P_REPLICA[$i]};"; done
     echo "  }"
     echo "  server { listen 127.0.0.1:${P_NGX[$((n - 1))]};"
-    echo "    location / { proxy_pass http://replicas$n; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; } }"
+    echo "    location / { proxy_pass http://replicas$n; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_buffering off; } }"
   done
   echo "}"
 } >"$WORK/nginx/nginx.conf"

@@ -401,8 +401,24 @@ internal sealed class RedisRequestQueue : IRequestQueue, IAsyncDisposable
         }
         finally
         {
-            await _subscriber.UnsubscribeAsync(_eventChannel).ConfigureAwait(false);
-            await _subscriber.UnsubscribeAsync(_changeChannel).ConfigureAwait(false);
+            await UnsubscribeQuietlyAsync(_eventChannel).ConfigureAwait(false);
+            await UnsubscribeQuietlyAsync(_changeChannel).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Unsubscribing only tidies the connection. With Redis gone (a gateway stopping during an outage, or because
+    /// Redis was stopped first) the subscription is gone with it, and a shutdown must not fail over it.
+    /// </summary>
+    private async Task UnsubscribeQuietlyAsync(RedisChannel channel)
+    {
+        try
+        {
+            await _subscriber.UnsubscribeAsync(channel).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is RedisConnectionException or RedisTimeoutException)
+        {
+            // Nothing left to tidy.
         }
     }
 
