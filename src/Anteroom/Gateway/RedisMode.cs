@@ -11,8 +11,9 @@ using StackExchange.Redis;
 namespace Anteroom.Gateway;
 
 /// <summary>
-/// What Redis mode changes in the composition: one connection to Redis for the whole process, and the keys that
-/// protect cookies kept there, so a browser signed in through one replica is signed in on every other.
+/// What Redis mode changes in the composition: one connection to Redis for the whole process; the keys that protect
+/// cookies kept there, so a browser signed in through one replica is signed in on every other; and the queue, the
+/// rate limits and the request events in Redis, shared by every replica on the same prefix.
 /// </summary>
 internal static class RedisMode
 {
