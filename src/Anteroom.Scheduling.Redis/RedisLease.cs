@@ -7,10 +7,7 @@ namespace Anteroom.Scheduling.Redis;
 /// </summary>
 internal sealed class RedisLease : SlotLease
 {
-    // Ticks are never negative, so NotYet marks a first token that has not come.
-    private const long NotYet = -1;
     private readonly RedisRequestQueue _queue;
-    private long _firstTokenAt = NotYet;
 
     internal RedisLease(RedisRequestQueue queue, RedisTicket ticket, string backend, DateTimeOffset startedAt, bool isTrial, int attempt)
         : base(ticket, backend, startedAt, isTrial)
@@ -27,17 +24,7 @@ internal sealed class RedisLease : SlotLease
     internal int Attempt { get; }
 
     /// <inheritdoc />
-    public override DateTimeOffset? FirstTokenAt
-    {
-        get
-        {
-            long ticks = Volatile.Read(ref _firstTokenAt);
-            return ticks == NotYet ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
-        }
-    }
-
-    /// <inheritdoc />
-    public override void MarkFirstToken() => Interlocked.CompareExchange(ref _firstTokenAt, _queue.Now.UtcTicks, NotYet);
+    protected override DateTimeOffset Now => _queue.Now;
 
     /// <inheritdoc />
     protected override void OnEnded(TicketOutcome outcome, ServiceSample? sample) => _queue.EndLease(this, outcome, sample);

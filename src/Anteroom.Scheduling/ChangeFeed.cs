@@ -30,10 +30,13 @@ internal sealed class ChangeFeed : IDisposable
     public long Version => Volatile.Read(ref _version);
 
     /// <summary>Marks a change made now; it is announced now or at the end of the current interval.</summary>
-    public void Changed() => Changed(_time.GetUtcNow());
+    public void Changed() => Changed(null);
 
     /// <summary>Marks a change made at <paramref name="at"/>: announced at the end of its interval, or now if that has passed.</summary>
-    public void Changed(DateTimeOffset at)
+    public void Changed(DateTimeOffset at) => Changed((DateTimeOffset?)at);
+
+    // A change made now needs no clock reading: it is announced one interval from now.
+    private void Changed(DateTimeOffset? at)
     {
         if (_timer is null)
         {
@@ -51,7 +54,7 @@ internal sealed class ChangeFeed : IDisposable
             _pending = true;
         }
 
-        var delay = at + _interval - _time.GetUtcNow();
+        var delay = at is { } made ? made + _interval - _time.GetUtcNow() : _interval;
         if (delay <= TimeSpan.Zero)
         {
             Publish();

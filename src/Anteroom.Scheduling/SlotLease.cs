@@ -14,8 +14,12 @@ namespace Anteroom.Scheduling;
 /// </remarks>
 public abstract class SlotLease : IDisposable
 {
+    // Ticks are never negative, so NotYet marks a first token that has not come.
+    private const long NotYet = -1;
+
     // Instants as UTC ticks (the scheduler's clock is UTC), to keep a lease per dispatch small.
     private readonly long _startedAt;
+    private long _firstTokenAt = NotYet;
     private int _ended;
 
     /// <summary>Creates a lease of a slot on <paramref name="backend"/> for <paramref name="ticket"/>.</summary>
@@ -50,13 +54,23 @@ public abstract class SlotLease : IDisposable
     public DateTimeOffset StartedAt => new(_startedAt, TimeSpan.Zero);
 
     /// <summary>When the first token arrived, once it has.</summary>
-    public abstract DateTimeOffset? FirstTokenAt { get; }
+    public DateTimeOffset? FirstTokenAt
+    {
+        get
+        {
+            long ticks = Volatile.Read(ref _firstTokenAt);
+            return ticks == NotYet ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+        }
+    }
 
     /// <summary>Whether the lease has ended (by any of its ends).</summary>
     public bool IsEnded => Volatile.Read(ref _ended) != 0;
 
     /// <summary>Records the first token (for time-to-first-token estimates); later calls do nothing.</summary>
-    public abstract void MarkFirstToken();
+    public void MarkFirstToken() => Interlocked.CompareExchange(ref _firstTokenAt, Now.UtcTicks, NotYet);
+
+    /// <summary>The queue's clock, which times the first token as it times everything else.</summary>
+    protected abstract DateTimeOffset Now { get; }
 
     /// <summary>Ends the ticket as completed and records what the generation measured.</summary>
     public void Complete(int promptTokens, int outputTokens)

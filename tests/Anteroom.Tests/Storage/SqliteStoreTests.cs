@@ -1,6 +1,7 @@
 using Anteroom.Storage;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Time.Testing;
+using static Anteroom.Tests.Storage.StoreSamples;
 
 namespace Anteroom.Tests.Storage;
 
@@ -39,18 +40,6 @@ public sealed class SqliteStoreTests : IDisposable
         command.CommandText = sql;
         return command.ExecuteScalar();
     }
-
-    private static StoredKey Key(string id, DateTimeOffset createdAt, string user = "alice") =>
-        new(id, user, "free", [1, 2, 3], [4, 5, 6, 7], createdAt, createdAt.AddDays(30), null, Admin: false, CanActForUsers: true);
-
-    private static NewMessage Message(string content, DateTimeOffset at, string role = "user") =>
-        new(role, content, at, "req-" + content, role == "assistant" ? "llama" : null, role == "assistant" ? "stop" : null);
-
-    private static RequestLogEntry Entry(
-        string owner, string tier, DateTimeOffset at, string outcome = "completed", string? reason = null,
-        long waitedMs = 0, int tokensIn = 0, int tokensOut = 0) =>
-        new(Guid.NewGuid().ToString("N"), at, owner, "key-" + owner, tier, "native", "llama", outcome == "refused" ? null : "gpu",
-            outcome, reason, waitedMs, outcome == "completed" ? 12 : null, 34, tokensIn, tokensOut);
 
     // --- schema ---
 
