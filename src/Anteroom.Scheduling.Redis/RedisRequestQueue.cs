@@ -193,6 +193,8 @@ internal sealed partial class RedisRequestQueue : IRequestQueue, IAsyncDisposabl
             : new(WaitCancellablyAsync(own, dispatched, cancellationToken));
     }
 
+    public ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default) => default;
+
     public async ValueTask<bool> CancelAsync(string id, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(id);
@@ -299,10 +301,10 @@ internal sealed partial class RedisRequestQueue : IRequestQueue, IAsyncDisposabl
     {
         await ReadyAsync().ConfigureAwait(false);
         var flat = (RedisResult[])(await EvaluateAsync(QueueScripts.Running, Now).ConfigureAwait(false))!;
-        var running = new List<RunningTicket>(flat.Length / 5);
-        for (int i = 0; i < flat.Length; i += 5)
+        var running = new List<RunningTicket>(flat.Length / 6);
+        for (int i = 0; i < flat.Length; i += 6)
         {
-            running.Add(new RunningTicket((string)flat[i]!, (string)flat[i + 1]!, (string)flat[i + 2]!, (string)flat[i + 3]!, Instant(Number(flat[i + 4]))));
+            running.Add(new RunningTicket((string)flat[i]!, (string)flat[i + 1]!, (string)flat[i + 2]!, (string)flat[i + 3]!, Instant(Number(flat[i + 4])), (int)Number(flat[i + 5])));
         }
 
         return running;

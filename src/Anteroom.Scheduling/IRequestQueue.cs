@@ -57,6 +57,9 @@ public interface IRequestQueue
     /// </summary>
     ValueTask<bool> CancelAsync(string id, CancellationToken cancellationToken = default);
 
+    /// <summary>Takes over a waiting ticket whose holder is gone; null when there is no such ticket.</summary>
+    ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default);
+
     /// <summary>A waiting ticket's place in its queue, or null when no ticket with that id is waiting.</summary>
     ValueTask<WaitingPlace?> GetPlaceAsync(string id, CancellationToken cancellationToken = default);
 

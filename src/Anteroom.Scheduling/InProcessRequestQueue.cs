@@ -21,6 +21,8 @@ internal sealed class InProcessRequestQueue(Scheduler scheduler) : IRequestQueue
     public ValueTask<Dispatch> WaitForSlotAsync(Ticket ticket, CancellationToken cancellationToken = default) =>
         new(scheduler.WaitForSlotAsync(ticket, cancellationToken));
 
+    public ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default) => default;
+
     public ValueTask<bool> CancelAsync(string id, CancellationToken cancellationToken = default) =>
         new(scheduler.Cancel(id));
 
@@ -43,7 +45,7 @@ internal sealed class InProcessRequestQueue(Scheduler scheduler) : IRequestQueue
 
     public ValueTask<IReadOnlyList<RunningTicket>> GetRunningAsync(CancellationToken cancellationToken = default) =>
         new(scheduler.GetRunning()
-            .Select(l => new RunningTicket(l.Ticket.Id, l.Ticket.Owner, l.Ticket.Model, l.Backend, l.StartedAt))
+            .Select(l => new RunningTicket(l.Ticket.Id, l.Ticket.Owner, l.Ticket.Model, l.Backend, l.StartedAt, l.Ticket.Attempts))
             .ToList());
 
     public ValueTask<TimeSpan?> EstimateWaitAsync(string model, CancellationToken cancellationToken = default) =>

@@ -6,8 +6,8 @@ public readonly record struct WaitingPlace(int Position, int QueueLength, TimeSp
 /// <summary>A waiting ticket and its position (1 runs next in its model's queue), for queue listings.</summary>
 public sealed record WaitingTicket(string Id, string Owner, string Model, double Weight, int Position, DateTimeOffset ArrivedAt);
 
-/// <summary>A ticket holding a slot, for listings.</summary>
-public sealed record RunningTicket(string Id, string Owner, string Model, string Backend, DateTimeOffset StartedAt);
+/// <summary>A ticket holding a slot, for listings; <paramref name="Attempts"/> counts this one.</summary>
+public sealed record RunningTicket(string Id, string Owner, string Model, string Backend, DateTimeOffset StartedAt, int Attempts);
 
 /// <summary>
 /// The queue's counts at one instant, cheap enough to read per request or per change: no percentiles, no

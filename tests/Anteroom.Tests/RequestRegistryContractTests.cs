@@ -111,3 +111,26 @@ public sealed class InProcessRequestRegistryContractTests : RequestRegistryContr
 {
     private protected override IRequestRegistry Create() => new InProcessRequestRegistry();
 }
+
+/// <summary>The request-registry contract, run against the registry of a replica in Redis mode.</summary>
+public sealed class RedisRequestRegistryContractTests(Shared.RedisFixture redis) : RequestRegistryContractTests, IClassFixture<Shared.RedisFixture>, IAsyncDisposable
+{
+    private readonly List<RedisRequestRegistry> _made = [];
+
+    private protected override IRequestRegistry Create()
+    {
+        var registry = new RedisRequestRegistry(
+            redis.Connection, Shared.RedisFixture.NewPrefix(), "replica-a", TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5),
+            TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<RedisRequestRegistry>.Instance);
+        _made.Add(registry);
+        return registry;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var registry in _made)
+        {
+            await registry.DisposeAsync();
+        }
+    }
+}

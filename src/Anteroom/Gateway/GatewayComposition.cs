@@ -87,15 +87,16 @@ internal static partial class GatewayComposition
         services.AddSingleton<IBackendPool>(provider => provider.GetRequiredService<BackendPool>());
         services.AddSingleton(provider => new BackendsView(
             provider.GetRequiredService<IOptions<AnteroomOptions>>(), provider.GetService<EmbeddedSimulator>()));
-        services.AddSingleton<IRequestRegistry, InProcessRequestRegistry>();
         if (redisMode)
         {
             services.ShareStateInRedis();
         }
         else
         {
+            services.AddSingleton<IRequestRegistry, InProcessRequestRegistry>();
             services.AddSingleton<IEventLogFactory, InProcessEventLogFactory>();
-            }
+            services.AddSingleton<IRateLimiter, InProcessRateLimiter>();
+        }
 
         services.AddSingleton<GenerationRunner>();
         services.AddSingleton<RequestSettlement>();
@@ -103,10 +104,10 @@ internal static partial class GatewayComposition
         services.AddSingleton<RequestLife>();
         services.AddSingleton<RequestAccessLog>();
         services.AddSingleton<Reception>();
+        services.AddSingleton<RemoteRequests>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<IRequestMetrics>(provider => provider.GetRequiredService<GatewayMetrics>());
         services.AddSingleton<DropInDesk>();
-        services.AddSingleton<IRateLimiter, InProcessRateLimiter>();
         services.AddSingleton<BrowserSessions>();
         services.AddSingleton<SignedOutSessions>();
         services.AddSingleton<Authenticator>();

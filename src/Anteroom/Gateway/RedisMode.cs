@@ -21,6 +21,7 @@ internal static class RedisMode
     public static void AddRedisMode(this IServiceCollection services, RedisOptions redis)
     {
         services.AddSingleton<IConnectionMultiplexer>(provider => Connect(redis, provider.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(new Replica(ReplicaId()));
         services.AddOptions<KeyManagementOptions>().Configure<IServiceProvider>((keys, provider) =>
         {
             var connection = provider.GetRequiredService<IConnectionMultiplexer>();
@@ -29,11 +30,19 @@ internal static class RedisMode
     }
 
     /// <summary>
-    /// Puts the request events and the per-user rate limits in Redis, where every replica reads and counts them (the
-    /// queue is chosen where it is made, <see cref="CreateRequestQueue"/>).
+    /// Puts the registry of requests, their events and the per-user rate limits in Redis, where every replica finds,
+    /// reads and counts them (the queue is chosen where it is made, <see cref="CreateRequestQueue"/>).
     /// </summary>
     public static void ShareStateInRedis(this IServiceCollection services)
     {
+        services.AddSingleton<IRequestRegistry>(provider =>
+        {
+            var options = provider.GetRequiredService<IOptions<AnteroomOptions>>().Value;
+            return new RedisRequestRegistry(
+                provider.GetRequiredService<IConnectionMultiplexer>(), options.Redis.Prefix, provider.GetRequiredService<Replica>().Id,
+                TimeSpan.FromSeconds(options.Redis.LeaseSeconds), TimeSpan.FromSeconds(options.Stream.RetainSeconds),
+                provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILogger<RedisRequestRegistry>>());
+        });
         services.AddSingleton<IEventLogFactory>(provider =>
         {
             var options = provider.GetRequiredService<IOptions<AnteroomOptions>>().Value;
@@ -52,7 +61,7 @@ internal static class RedisMode
         IServiceProvider provider, RedisOptions redis, SchedulerOptions options, IEnumerable<BackendDefinition> backends, TimeProvider time) =>
         RedisQueue.Create(
             provider.GetRequiredService<IConnectionMultiplexer>(), Key(redis, "queue:"), options, backends,
-            TimeSpan.FromSeconds(redis.LeaseSeconds), ReplicaId(), time);
+            TimeSpan.FromSeconds(redis.LeaseSeconds), provider.GetRequiredService<Replica>().Id, time);
 
     /// <summary>
     /// A replica's id: its machine and process, and random bits so that two gateways in one process (as in tests) or a
@@ -60,6 +69,9 @@ internal static class RedisMode
     /// </summary>
     private static string ReplicaId() =>
         $"{Environment.MachineName}-{Environment.ProcessId}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
+
+    /// <summary>This process among the replicas: the id its slot leases, tickets and requests are recorded under.</summary>
+    internal sealed record Replica(string Id);
 
     /// <summary>A key (or channel) name under the deployment's prefix.</summary>
     public static string Key(RedisOptions redis, string name) => redis.Prefix + ":" + name;

@@ -26,7 +26,7 @@ internal static class EventStream
     /// leaves, with a comment line whenever nothing was sent for <paramref name="keepAlive"/>.
     /// </summary>
     public static async Task FollowAsync(
-        HttpResponse response, LiveRequest request, long afterId, TimeSpan keepAlive, CancellationToken cancellationToken)
+        HttpResponse response, IFollowedRequest request, long afterId, TimeSpan keepAlive, CancellationToken cancellationToken)
     {
         await response.StartAsync(cancellationToken);
         await LogFollower.FollowAsync(request, afterId, new NativeSink(response.BodyWriter), keepAlive, cancellationToken);

@@ -70,15 +70,9 @@ internal static class NativeEndpoints
         await EndingResult(request, ending).ExecuteAsync(context);
     }
 
-    private static async Task EventsAsync(HttpContext context, string id, IRequestRegistry registry, IOptions<AnteroomOptions> options, TimeProvider time)
+    private static async Task EventsAsync(
+        HttpContext context, string id, IRequestRegistry registry, RemoteRequests remote, IOptions<AnteroomOptions> options, TimeProvider time)
     {
-        var request = await registry.FindAsync(id, context.Caller(), context.RequestAborted);
-        if (request is null)
-        {
-            await NotFound(id).ExecuteAsync(context);
-            return;
-        }
-
         string lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
         if (lastEventId.Length == 0)
         {
@@ -93,6 +87,23 @@ internal static class NativeEndpoints
             return;
         }
 
+        var caller = context.Caller();
+        IFollowedRequest? request = await registry.FindAsync(id, caller, context.RequestAborted);
+        IDisposable? hold = null;
+        if (request is null && await registry.FindElsewhereAsync(id, caller, context.RequestAborted) is { } shared
+            && await remote.OpenAsync(shared, caller, context.RequestAborted) is { } opened)
+        {
+            (request, hold) = opened;
+        }
+
+        // A request taken over here is held by this connection from the first moment, as one admitted here.
+        using var held = hold;
+        if (request is null)
+        {
+            await NotFound(id).ExecuteAsync(context);
+            return;
+        }
+
         var window = await request.Events.GetWindowAsync(context.RequestAborted);
         if (afterId < window.FirstKeptId - 1)
         {
@@ -103,29 +114,48 @@ internal static class NativeEndpoints
             return;
         }
 
-        EventStream.PrepareHeaders(context.Response, request.Id);
+        EventStream.PrepareHeaders(context.Response, id);
         await FollowAsync(context, request, afterId, options.Value);
     }
 
-    private static async Task<IResult> StatusAsync(HttpContext context, string id, IRequestRegistry registry, IRequestQueue queue, TimeProvider time) =>
-        await registry.FindAsync(id, context.Caller(), context.RequestAborted) is { } request
-            ? Results.Json(await StatusOfAsync(request, queue, time, context.RequestAborted), NativeJson.Default.RequestStatus)
-            : NotFound(id);
-
-    private static async Task<IResult> MineAsync(HttpContext context, IRequestRegistry registry, IRequestQueue queue, TimeProvider time) =>
-        Results.Json(
-            new RequestList(await Task.WhenAll((await registry.OwnedByAsync(context.Caller().Owner, context.RequestAborted)).Select(r => StatusOfAsync(r, queue, time, context.RequestAborted)))),
-            NativeJson.Default.RequestList);
-
-    private static async Task<IResult> CancelMineAsync(HttpContext context, IRequestRegistry registry)
+    private static async Task<IResult> StatusAsync(
+        HttpContext context, string id, IRequestRegistry registry, RemoteRequests remote, IRequestQueue queue, IEventLogFactory logs, TimeProvider time)
     {
-        var live = (await registry.OwnedByAsync(context.Caller().Owner, context.RequestAborted)).Where(r => r.EndedAt is null).ToList();
+        var caller = context.Caller();
+        if (await registry.FindAsync(id, caller, context.RequestAborted) is { } request)
+        {
+            return Results.Json(await StatusOfAsync(request, queue, time, context.RequestAborted), NativeJson.Default.RequestStatus);
+        }
+
+        return await registry.FindElsewhereAsync(id, caller, context.RequestAborted) is { } shared
+            ? Results.Json(await StatusOfAsync(shared, queue, logs, time, context.RequestAborted), NativeJson.Default.RequestStatus)
+            : NotFound(id);
+    }
+
+    private static async Task<IResult> MineAsync(HttpContext context, IRequestRegistry registry, IRequestQueue queue, IEventLogFactory logs, TimeProvider time)
+    {
+        string owner = context.Caller().Owner;
+        var here = await Task.WhenAll((await registry.OwnedByAsync(owner, context.RequestAborted)).Select(r => StatusOfAsync(r, queue, time, context.RequestAborted)));
+        var elsewhere = await Task.WhenAll((await registry.OwnedElsewhereAsync(owner, context.RequestAborted)).Select(r => StatusOfAsync(r, queue, logs, time, context.RequestAborted)));
+        return Results.Json(new RequestList([.. here.Concat(elsewhere).OrderByDescending(r => r.CreatedAt)]), NativeJson.Default.RequestList);
+    }
+
+    private static async Task<IResult> CancelMineAsync(HttpContext context, IRequestRegistry registry, RemoteRequests remote)
+    {
+        string owner = context.Caller().Owner;
+        var live = (await registry.OwnedByAsync(owner, context.RequestAborted)).Where(r => r.EndedAt is null).ToList();
         foreach (var request in live)
         {
             request.Stop("cancelled_by_user");
         }
 
-        return Results.Json(new CancelledRequests([.. live.Select(r => r.Id)]), NativeJson.Default.CancelledRequests);
+        var elsewhere = (await registry.OwnedElsewhereAsync(owner, context.RequestAborted)).Where(r => r.Ending is null).ToList();
+        foreach (var request in elsewhere)
+        {
+            await remote.StopAsync(request, "cancelled_by_user");
+        }
+
+        return Results.Json(new CancelledRequests([.. live.Select(r => r.Id), .. elsewhere.Select(r => r.Id)]), NativeJson.Default.CancelledRequests);
     }
 
     private static async Task<RequestStatus> StatusOfAsync(LiveRequest request, IRequestQueue queue, TimeProvider time, CancellationToken cancellationToken)
@@ -149,12 +179,61 @@ internal static class NativeEndpoints
             request.Arrival.Conversation?.Id);
     }
 
-    private static async Task<IResult> CancelAsync(HttpContext context, string id, IRequestRegistry registry)
+    /// <summary>
+    /// The status of a request another replica admitted: its ending as recorded, or where its ticket stands in the
+    /// shared queue now.
+    /// </summary>
+    private static async Task<RequestStatus> StatusOfAsync(
+        SharedRequest request, IRequestQueue queue, IEventLogFactory logs, TimeProvider time, CancellationToken cancellationToken)
     {
-        var request = await registry.FindAsync(id, context.Caller(), context.RequestAborted);
+        var lastEventId = await logs.OpenAsync(request.Id, cancellationToken) is { } log ? (await log.GetWindowAsync(cancellationToken)).LastId : 0;
+        if (request.Ending is { } ending)
+        {
+            return new RequestStatus(
+                request.Id, ending.State, request.Model, ending.Backend, null, null, null, ending.WaitedMs, ending.Attempts,
+                request.CreatedAt, ending.EndedAt, Math.Max(lastEventId, ending.LastEventId), request.ConversationId);
+        }
+
+        var place = await queue.GetPlaceAsync(request.Id, cancellationToken);
+        var running = place is null
+            ? (await queue.GetRunningAsync(cancellationToken)).FirstOrDefault(r => string.Equals(r.Id, request.Id, StringComparison.Ordinal))
+            : null;
+        var waitedUntil = running?.StartedAt ?? time.GetUtcNow();
+        return new RequestStatus(
+            request.Id,
+            place is not null ? "waiting" : "running",
+            request.Model,
+            running?.Backend,
+            place?.Position,
+            place?.QueueLength,
+            place is { } p ? (long)p.EstimatedWait.TotalMilliseconds : null,
+            GenerationRunner.Milliseconds(waitedUntil - request.CreatedAt),
+            running?.Attempts ?? 0,
+            request.CreatedAt,
+            null,
+            lastEventId,
+            request.ConversationId);
+    }
+
+    private static async Task<IResult> CancelAsync(HttpContext context, string id, IRequestRegistry registry, RemoteRequests remote)
+    {
+        var caller = context.Caller();
+        var request = await registry.FindAsync(id, caller, context.RequestAborted);
         if (request is null)
         {
-            return NotFound(id);
+            if (await registry.FindElsewhereAsync(id, caller, context.RequestAborted) is not { } shared)
+            {
+                return NotFound(id);
+            }
+
+            if (shared.Ending is { } ending)
+            {
+                return Error(StatusCodes.Status409Conflict, "already_ended", $"Request '{id}' has already ended ({ending.State}).");
+            }
+
+            // The replica that runs it stops it, upstream included, and its holders hear why.
+            await remote.StopAsync(shared, "cancelled_by_user");
+            return Results.Accepted($"/queue/requests/{id}");
         }
 
         if (request.EndedAt is not null)
@@ -221,7 +300,7 @@ internal static class NativeEndpoints
         return Results.Json(new ModelsList(models, defaultModel, backends.Simulated), NativeJson.Default.ModelsList);
     }
 
-    private static async Task FollowAsync(HttpContext context, LiveRequest request, long afterId, AnteroomOptions options)
+    private static async Task FollowAsync(HttpContext context, IFollowedRequest request, long afterId, AnteroomOptions options)
     {
         try
         {
@@ -232,6 +311,12 @@ internal static class NativeEndpoints
         {
             // The client left; once its holds are released (the follower's, and the admitting handler's when it
             // returns) the request stops, unless it asked for a reconnect grace.
+        }
+        catch (RequestOwnerLostException)
+        {
+            // The replica running it died: drop the stream as that replica's own connections dropped. The client
+            // reconnects with its Last-Event-ID, and the request is then taken over here or its log ended.
+            context.Abort();
         }
     }
 
@@ -471,18 +556,7 @@ internal static class NativeEndpoints
         return RetryAfterResult.Wrap(Error(denial.Status, denial.Code, denial.Message, denial.Field, retryMs), denial.RetryAfter);
     }
 
-    private static string StateName(Ticket ticket) => ticket.State switch
-    {
-        TicketState.Waiting => "waiting",
-        TicketState.Running => "running",
-        _ => ticket.Outcome switch
-        {
-            TicketOutcome.Completed => "completed",
-            TicketOutcome.Failed => "failed",
-            TicketOutcome.Cancelled => "cancelled",
-            _ => "timed_out",
-        },
-    };
+    private static string StateName(Ticket ticket) => SharedEnding.StateOf(ticket);
 
     private static IResult NotFound(string id) =>
         Error(StatusCodes.Status404NotFound, "not_found", $"No request '{id}' of yours is known here.");

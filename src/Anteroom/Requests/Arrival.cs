@@ -20,7 +20,11 @@ internal enum ClientProtocol
 internal sealed record RelayPayload(string Path, byte[] Body, bool Streaming);
 
 /// <summary>The conversation a native chat continues, and the new message it adds.</summary>
-internal sealed record ConversationTurn(string Id, string Message);
+internal sealed record ConversationTurn(string Id, string Message)
+{
+    /// <summary>Whether the message is stored already: by the replica that admitted a request another one took over.</summary>
+    public bool UserMessageStored { get; init; }
+}
 
 /// <summary>What a caller asks to run, whatever API it came through.</summary>
 internal sealed record Arrival(Caller Caller, GenerationRequest Generation)

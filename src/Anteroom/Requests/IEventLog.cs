@@ -83,6 +83,19 @@ internal interface IEventLogFactory
     /// another replica), for reading; null when this store keeps no such log.
     /// </summary>
     ValueTask<IEventLog?> OpenAsync(string requestId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Takes over the log of request <paramref name="requestId"/> from a writer that is gone (the replica that ran
+    /// the request died): a log this process writes from now on, with the kept events and ids continuing after
+    /// them; null when this store keeps no such log.
+    /// </summary>
+    ValueTask<IEventLog?> TakeOverAsync(string requestId, long maxBytes, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Ends the log of request <paramref name="requestId"/>, whose writer is gone, with <paramref name="ending"/>,
+    /// unless it is closed already or no longer kept.
+    /// </summary>
+    ValueTask CloseAbandonedAsync(string requestId, RequestEnding ending, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Opens logs in memory (<see cref="InProcessEventLog"/>).</summary>
@@ -92,4 +105,10 @@ internal sealed class InProcessEventLogFactory(TimeProvider time) : IEventLogFac
 
     /// <summary>Always null: another process's logs live in its own memory, out of reach.</summary>
     public ValueTask<IEventLog?> OpenAsync(string requestId, CancellationToken cancellationToken = default) => new((IEventLog?)null);
+
+    /// <summary>Always null: no other process writes logs here.</summary>
+    public ValueTask<IEventLog?> TakeOverAsync(string requestId, long maxBytes, CancellationToken cancellationToken = default) => new((IEventLog?)null);
+
+    /// <summary>Nothing to do: every log here has its writer in this process.</summary>
+    public ValueTask CloseAbandonedAsync(string requestId, RequestEnding ending, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 }

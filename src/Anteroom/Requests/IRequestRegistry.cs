@@ -7,9 +7,11 @@ namespace Anteroom.Requests;
 /// see whose they are.
 /// </summary>
 /// <remarks>
-/// Asynchronous where a registry shared by several replicas would ask its store (a Redis hash of ids to owners,
-/// with the requests themselves on the replica that runs them); the in-process one
-/// (<see cref="InProcessRequestRegistry"/>) answers at once. Every implementation passes the same contract tests.
+/// The requests themselves (<see cref="LiveRequest"/>) live on the replica that runs them. In Redis mode
+/// (<see cref="RedisRequestRegistry"/>) every replica also records its requests in Redis, so any replica can show,
+/// follow and stop a request another one runs (<see cref="SharedRequest"/>); the in-process registry
+/// (<see cref="InProcessRequestRegistry"/>) knows of no other replica. Every implementation passes the same
+/// contract tests.
 /// </remarks>
 internal interface IRequestRegistry
 {
@@ -29,6 +31,21 @@ internal interface IRequestRegistry
 
     /// <summary>The owner's live and recently ended requests, newest first.</summary>
     ValueTask<IReadOnlyList<LiveRequest>> OwnedByAsync(string owner, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// A request another replica admitted, only if the caller owns it or is an admin; null when there is none (always,
+    /// for a single gateway).
+    /// </summary>
+    ValueTask<SharedRequest?> FindElsewhereAsync(string id, Identity.Caller caller, CancellationToken cancellationToken = default);
+
+    /// <summary>The owner's requests that other replicas admitted and still keep, newest first.</summary>
+    ValueTask<IReadOnlyList<SharedRequest>> OwnedElsewhereAsync(string owner, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Asks the replica that runs <paramref name="request"/> to stop it, telling its holders <paramref name="reason"/>;
+    /// false when that replica is not there to hear it.
+    /// </summary>
+    ValueTask<bool> StopElsewhereAsync(SharedRequest request, string reason);
 
     /// <summary>Stops every request that has not ended, telling its holders why.</summary>
     ValueTask StopAllAsync(string reason);

@@ -71,6 +71,33 @@ internal sealed class InProcessEventLog(long maxBytes = long.MaxValue, TimeProvi
         }
     }
 
+    /// <summary>
+    /// Fills an empty log with the events another writer had appended (consecutive ids, none an ending), so the ids
+    /// of what this one appends continue after them.
+    /// </summary>
+    internal void Seed(IReadOnlyList<StreamEvent> events)
+    {
+        lock (_gate)
+        {
+            if (_lastId != 0)
+            {
+                throw new InvalidOperationException("Only an empty log can be seeded.");
+            }
+
+            foreach (var streamEvent in events)
+            {
+                if (_events.Count > 0 && streamEvent.Id != _lastId + 1 || streamEvent.Event is RequestEnding)
+                {
+                    throw new ArgumentException("A seed is consecutive events that do not end the log.", nameof(events));
+                }
+
+                _events.Add(streamEvent);
+                _lastId = streamEvent.Id;
+                _bytes += streamEvent.Event.Size;
+            }
+        }
+    }
+
     /// <inheritdoc />
     public ValueTask<LogWindow> GetWindowAsync(CancellationToken cancellationToken = default) => new(Window);
 

@@ -26,6 +26,16 @@ internal sealed class InProcessRequestRegistry : IRequestRegistry
         new([.. _requests.Values.Where(r => string.Equals(r.Owner, owner, StringComparison.Ordinal)).OrderByDescending(r => r.CreatedAt)]);
 
     /// <inheritdoc />
+    /// <remarks>A single gateway has no other replica.</remarks>
+    public ValueTask<SharedRequest?> FindElsewhereAsync(string id, Identity.Caller caller, CancellationToken cancellationToken = default) => default;
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<SharedRequest>> OwnedElsewhereAsync(string owner, CancellationToken cancellationToken = default) => new([]);
+
+    /// <inheritdoc />
+    public ValueTask<bool> StopElsewhereAsync(SharedRequest request, string reason) => new(false);
+
+    /// <inheritdoc />
     public ValueTask StopAllAsync(string reason)
     {
         foreach (var request in _requests.Values)

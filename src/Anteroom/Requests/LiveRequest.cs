@@ -24,7 +24,13 @@ internal sealed record RequestFailure(string Code, string Message, bool RelayedT
 /// event log its holders read. It stops when asked (<c>DELETE</c>) or when no client has been connected for
 /// its reconnect grace period — zero unless the client asked for one, so a client that leaves stops the work.
 /// </summary>
-internal sealed class LiveRequest
+/// <remarks>
+/// In Redis mode a client may come back through another replica and follow the log from there; such readers are
+/// counted with the log (<see cref="IEventLog.CountFollowersAsync"/>), so a grace that runs out while one follows
+/// starts again instead of stopping the request. A request is therefore stopped at most two graces after its last
+/// reader anywhere left.
+/// </remarks>
+internal sealed class LiveRequest : IFollowedRequest
 {
     private readonly object _gate = new();
     private readonly CancellationTokenSource _stop = new();
@@ -158,6 +164,8 @@ internal sealed class LiveRequest
         _ended.TrySetResult(ending);
     }
 
+    IDisposable IFollowedRequest.Attach() => Attach();
+
     /// <summary>A connection follows the request; dispose when it goes away.</summary>
     public Attachment Attach()
     {
@@ -182,8 +190,42 @@ internal sealed class LiveRequest
 
             if (ReconnectGrace > TimeSpan.Zero)
             {
-                _graceTimer = _time.CreateTimer(
-                    static state => ((LiveRequest)state!).Stop("client_disconnected"), this, ReconnectGrace, Timeout.InfiniteTimeSpan);
+                StartGraceLocked();
+                return;
+            }
+        }
+
+        Stop("client_disconnected");
+    }
+
+    private void StartGraceLocked() =>
+        _graceTimer = _time.CreateTimer(static state => _ = ((LiveRequest)state!).GraceEndedAsync(), this, ReconnectGrace, Timeout.InfiniteTimeSpan);
+
+    /// <summary>No client of this replica came back in time: stops the request unless a reader follows it from elsewhere.</summary>
+    private async Task GraceEndedAsync()
+    {
+        int followers;
+        try
+        {
+            followers = await Events.CountFollowersAsync();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Nobody can be shown to follow it: the grace has run out.
+            followers = 0;
+        }
+
+        lock (_gate)
+        {
+            if (_attached > 0 || _ended.Task.IsCompleted)
+            {
+                return;
+            }
+
+            if (followers > 0)
+            {
+                _graceTimer?.Dispose();
+                StartGraceLocked();
                 return;
             }
         }

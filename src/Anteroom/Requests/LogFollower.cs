@@ -25,6 +25,22 @@ internal interface IEventSink
     void WriteCutOff(long lastId, string code, string message);
 }
 
+/// <summary>
+/// A request a connection can follow: one this replica runs (<see cref="LiveRequest"/>), or, in Redis mode, one
+/// another replica runs (<see cref="RemoteRequest"/>).
+/// </summary>
+internal interface IFollowedRequest
+{
+    /// <summary>Its event log.</summary>
+    IEventLog Events { get; }
+
+    /// <summary>A connection's hold on it, so it is not stopped while the connection follows; dispose to let go.</summary>
+    IDisposable Attach();
+
+    /// <summary>Stops it, telling its holders why.</summary>
+    void Stop(string reason);
+}
+
 /// <summary>Follows a request's event log for one connection, live, from any event id onward.</summary>
 internal static class LogFollower
 {
@@ -46,7 +62,7 @@ internal static class LogFollower
     /// would let it keep a GPU slot that others queue for.
     /// </remarks>
     public static async Task FollowAsync(
-        LiveRequest request, long afterId, IEventSink sink, TimeSpan idleInterval, CancellationToken cancellationToken)
+        IFollowedRequest request, long afterId, IEventSink sink, TimeSpan idleInterval, CancellationToken cancellationToken)
     {
         using var attachment = request.Attach();
         using var cursor = request.Events.Follow(afterId);

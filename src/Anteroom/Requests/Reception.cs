@@ -1,4 +1,7 @@
 using Anteroom.Configuration;
+using Anteroom.Identity;
+using Anteroom.Limits;
+using Anteroom.Scheduling;
 using Microsoft.Extensions.Options;
 
 namespace Anteroom.Requests;
@@ -16,6 +19,7 @@ internal sealed class Reception(
     IRequestRegistry registry,
     IEventLogFactory eventLogs,
     RequestLife life,
+    IRequestQueue queue,
     IOptions<AnteroomOptions> options,
     TimeProvider time)
 {
@@ -56,5 +60,28 @@ internal sealed class Reception(
         await registry.AddAsync(request);
         life.Start(request, admitted.Limit);
         return new Reply(request, hold, null, admitted.Rates);
+    }
+
+    /// <summary>
+    /// Takes over a native chat another replica admitted, whose replica died while it waited, for its owner who came
+    /// back here within its grace: its ticket keeps its place (<see cref="IRequestQueue.AdoptAsync"/>), its log goes
+    /// on with the next ids, and it runs from here as if admitted here. Null when it cannot be taken over: not the
+    /// owner, not a chat that may be resumed, or its ticket no longer waits for a new holder.
+    /// </summary>
+    public async ValueTask<(LiveRequest Request, LiveRequest.Attachment Hold)?> AdoptAsync(SharedRequest shared, Caller owner)
+    {
+        if (shared.Adoption is not { } adoption || !string.Equals(owner.Owner, shared.Owner, StringComparison.Ordinal)
+            || await queue.AdoptAsync(shared.Id) is not { } ticket)
+        {
+            return null;
+        }
+
+        var arrival = adoption.ToArrival(owner);
+        var log = await eventLogs.TakeOverAsync(shared.Id, _maxBufferedBytes) ?? eventLogs.Create(shared.Id, _maxBufferedBytes);
+        var request = new LiveRequest(ticket, arrival, time, log);
+        var hold = request.Attach();
+        await registry.AddAsync(request);
+        life.Start(request, new RateLimit(owner.Tier.RequestsPerMinute, owner.Tier.TokensPerMinute));
+        return (request, hold);
     }
 }

@@ -37,11 +37,27 @@ internal sealed class RedisEventLog : IEventLog
     private int _localFollowers;
     private Exception? _failure;
 
-    internal RedisEventLog(RedisEventLogFactory factory, string requestId, long maxBytes, TimeProvider time)
+    /// <param name="factory">Where it is sent.</param>
+    /// <param name="requestId">Whose log it is.</param>
+    /// <param name="maxBytes">The most bytes of events kept.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="taken">
+    /// The events of a log taken over from a writer that is gone: kept here as if appended, and the stream is
+    /// written again whole with this replica's follower count (the gone writer's readers went with it).
+    /// </param>
+    internal RedisEventLog(RedisEventLogFactory factory, string requestId, long maxBytes, TimeProvider time, IReadOnlyList<StreamEvent>? taken = null)
     {
         _factory = factory;
         RequestId = requestId;
         _local = new InProcessEventLog(maxBytes, time);
+        if (taken is { Count: > 0 })
+        {
+            _local.Seed(taken);
+            _sentLastId = taken[^1].Id;
+            _resync = true;
+            Interlocked.Increment(ref _changes);
+            Pump();
+        }
     }
 
     public string RequestId { get; }

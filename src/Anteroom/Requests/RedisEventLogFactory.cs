@@ -134,6 +134,56 @@ internal sealed class RedisEventLogFactory : IEventLogFactory
         return max.IsNull ? null : new RedisEventLogReader(this, requestId, (long)max, _time);
     }
 
+    /// <inheritdoc />
+    /// <exception cref="SharedStateUnavailableException">Redis cannot be reached.</exception>
+    public async ValueTask<IEventLog?> TakeOverAsync(string requestId, long maxBytes, CancellationToken cancellationToken = default)
+    {
+        // A write between reading the window and the events (there should be none: the writer is gone) drops the
+        // first events asked for; then look again.
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            if (await GetWindowAsync(requestId) is not { IsComplete: false } window)
+            {
+                return null;
+            }
+
+            var taken = new List<StreamEvent>();
+            var (read, kept) = await ReadAsync(requestId, window.FirstKeptId - 1, taken);
+            if (!kept)
+            {
+                return null;
+            }
+
+            if (read != LogRead.Dropped)
+            {
+                return read == LogRead.Complete ? null : new RedisEventLog(this, requestId, maxBytes, _time, taken);
+            }
+        }
+
+        return null;
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="SharedStateUnavailableException">Redis cannot be reached.</exception>
+    public async ValueTask CloseAbandonedAsync(string requestId, RequestEnding ending, CancellationToken cancellationToken = default)
+    {
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            if (await GetWindowAsync(requestId) is not { IsComplete: false } window)
+            {
+                return;
+            }
+
+            var max = await SharedState.CallAsync(_redis, () => Database.HashGetAsync(MetaKey(requestId), "max"));
+            long last = window.LastId + 1;
+            var closed = new LogWindow(Math.Min(window.FirstKeptId, last), last, window.BufferedBytes + ending.Size, true);
+            if (await WriteAsync(requestId, new Write(closed, [new StreamEvent(last, ending)], 0, window.LastId, WriteMode.Append, max.IsNull ? long.MaxValue : (long)max)))
+            {
+                return;
+            }
+        }
+    }
+
     internal IDatabase Database => _redis.GetDatabase();
 
     internal ISubscriber Subscriber => _redis.GetSubscriber();

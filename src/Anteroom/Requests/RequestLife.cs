@@ -66,7 +66,7 @@ internal sealed partial class RequestLife(
         try
         {
             // Off the admitting thread: the store's first steps are synchronous, and admission must not wait on them.
-            var userTurn = request.Arrival.Conversation is { } turn
+            var userTurn = request.Arrival.Conversation is { UserMessageStored: false } turn
                 ? Task.Run(() => conversations.AppendMessageAsync(request.Owner, turn.Id, new NewMessage("user", turn.Message, request.CreatedAt, request.Id, null, null)))
                 : Task.FromResult(true);
 
