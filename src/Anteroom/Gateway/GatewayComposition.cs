@@ -167,6 +167,7 @@ internal static partial class GatewayComposition
         }
 
         app.UseMiddleware<AccessGate>();
+        app.MapHealth();
         app.MapSession();
         app.MapAdminApi();
         app.MapNativeApi();

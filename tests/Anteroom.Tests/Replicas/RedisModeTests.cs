@@ -114,8 +114,10 @@ public sealed class RedisModeTests(RedisFixture redis) : IClassFixture<RedisFixt
             Assert.Equal(HttpStatusCode.OK, before.StatusCode);
         }
 
+        using var readyBefore = await gateway.Client().GetAsync("readyz", ct);
         await server.KillAsync();
         using var during = await gateway.Client("ada").PostAsJsonAsync("v1/chat/completions", chat, ct);
+        using var readyDuring = await gateway.Client().GetAsync("readyz", ct);
         using var duringOllama = await gateway.Client("ada").PostAsJsonAsync("api/chat", chat, ct);
 
         var connection = gateway.Services.GetRequiredService<IConnectionMultiplexer>();
@@ -145,6 +147,16 @@ public sealed class RedisModeTests(RedisFixture redis) : IClassFixture<RedisFixt
         }
 
         Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, readyBefore.StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, readyDuring.StatusCode);
+        using (var readiness = JsonDocument.Parse(await readyDuring.Content.ReadAsStringAsync(ct)))
+        {
+            Assert.Equal("not_ready", readiness.RootElement.GetProperty("status").GetString());
+            Assert.False(readiness.RootElement.GetProperty("checks").GetProperty("redis").GetProperty("ok").GetBoolean());
+        }
+
+        using var readyAfter = await gateway.Client().GetAsync("readyz", ct);
+        Assert.Equal(HttpStatusCode.OK, readyAfter.StatusCode);
     }
 
     private Dictionary<string, string?> Settings(string prefix) => new()
