@@ -193,6 +193,12 @@ internal sealed partial class RedisRequestQueue : IRequestQueue, IAsyncDisposabl
             : new(WaitCancellablyAsync(own, dispatched, cancellationToken));
     }
 
+    public ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        return new((Ticket?)null);
+    }
+
     public async ValueTask<bool> CancelAsync(string id, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(id);
