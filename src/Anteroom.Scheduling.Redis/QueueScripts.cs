@@ -33,6 +33,7 @@ internal static class QueueScripts
     public static readonly string Running = Operation("running.lua");
     public static readonly string Counts = Operation("counts.lua");
     public static readonly string Snapshot = Operation("snapshot.lua");
+    public static readonly string Adopt = Operation("adopt.lua");
 
     private static string Operation(string name) => Library + "\n" + Store + "\n" + Read(name);
 

@@ -5,6 +5,11 @@
 -- per model, FIFO within a user, a ticket that waits alone for its owner never moved back, work-conserving
 -- dispatch.
 --
+-- Orphans: a waiting ticket admitted with a holder grace ('hg', microseconds) outlives its holder's replica. When
+-- that replica's lease runs out the ticket loses its holder ('h') and waits in ORPHANS, scored by the end of its
+-- grace, keeping its place, its tag and its deadline; adopt.lua gives it a new holder. Dispatch passes over it
+-- meanwhile (no replica would take the slot), so a ticket behind it, even its own owner's, may start first.
+--
 -- Time comes from the caller (ARGV[1], microseconds since the Unix epoch, exact in a Lua number for centuries),
 -- never from Redis's clock, so every replica's TimeProvider, or a test's fake one, drives it.
 --
@@ -44,6 +49,7 @@ local ESTIMATES = P .. 'estimates'
 local WAITS = P .. 'waits'
 local CLOCKS = P .. 'clocks'
 local USERS = P .. 'users'
+local ORPHANS = P .. 'orphans'
 local CHANGES = P .. 'changes'
 
 local function ticketKey(id) return P .. 'ticket:' .. id end
@@ -137,6 +143,8 @@ local events = {}
 local changed = false
 
 local function tell(holder, message)
+  -- An orphan has no holder to tell: what happens to it is read by id, by whoever adopts it or asks for it.
+  if not holder then return end
   if holder == replica then
     events[#events + 1] = message
   else
@@ -198,7 +206,11 @@ end
 
 local function endTicket(t, outcome)
   redis.call('DEL', ticketKey(t.id))
-  redis.call('SREM', heldKey(t.holder), t.id)
+  if t.holder then
+    redis.call('SREM', heldKey(t.holder), t.id)
+  else
+    redis.call('ZREM', ORPHANS, t.id)
+  end
   bump('ended' .. outcome, 1)
   if not fair then
     -- Under FIFO an idle user has no state worth keeping.
@@ -271,9 +283,30 @@ end
 
 local function lessLoaded(a, b) return a.running / a.slots < b.running / b.slots end
 
+-- The first ticket in the model's queue that a replica holds, as ZRANGE ... WITHSCORES gives it. Orphans keep their
+-- place but are passed over. Every member skipped is an orphan, so this reads at most the orphans and one more;
+-- with none, as nearly always, it is the one ZRANGE it was before orphans.
+local function headOf(model, orphans)
+  local queue = queueKey(model)
+  if orphans == 0 then return redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES') end
+  local from = 0
+  while true do
+    local r = redis.call('ZRANGE', queue, from, from + 15, 'WITHSCORES')
+    for i = 1, #r, 2 do
+      if not redis.call('ZSCORE', ORPHANS, idOf(r[i])) then return { r[i], r[i + 1] } end
+    end
+    if #r < 32 then return {} end
+    from = from + 16
+  end
+end
+
 -- Gives free slots to waiting tickets until no free slot has an eligible ticket: work-conserving.
 local function dispatch()
-  if metaNumber('waiting') == 0 then return end
+  local waiting = metaNumber('waiting')
+  if waiting == 0 then return end
+  -- Orphans are waiting tickets too: when they are all that waits, nothing can start.
+  local orphans = redis.call('ZCARD', ORPHANS)
+  if waiting == orphans then return end
   while true do
     local best, bestBackend = nil, nil
     local heads = {}
@@ -282,7 +315,7 @@ local function dispatch()
         for _, model in ipairs(b.models) do
           local head = heads[model]
           if head == nil then
-            local r = redis.call('ZRANGE', queueKey(model), 0, 0, 'WITHSCORES')
+            local r = headOf(model, orphans)
             head = false
             if r[1] then
               local id = idOf(r[1])
@@ -311,9 +344,18 @@ local function dispatch()
   end
 end
 
+-- A waiting ticket whose holder's replica died, kept for adoption until now + its grace. The old holder is told the
+-- ticket ended for it, as it would be told were the ticket cancelled: a replica that only stalled past its lease
+-- must not wait on for a dispatch that will go to the adopter.
+local function orphan(t, grace)
+  redis.call('HDEL', ticketKey(t.id), 'h')
+  redis.call('ZADD', ORPHANS, now + grace, t.id)
+  tellEnded(t, CANCELLED)
+end
+
 -- Renews the caller's lease on its slots, then ends what time has ended: the tickets of replicas whose lease
--- ran out (running ones failed, their slots freed; waiting ones cancelled, their holder is gone) and waiting
--- tickets past their deadline.
+-- ran out (running ones failed, their slots freed; waiting ones cancelled, their holder is gone, or orphaned when
+-- they have a grace), orphans whose grace ran out, and waiting tickets past their deadline.
 local function sweep()
   if replica ~= '' then redis.call('ZADD', REPLICAS, now + leaseUs, replica) end
   for _, dead in ipairs(redis.call('ZRANGEBYSCORE', REPLICAS, '-inf', now)) do
@@ -326,10 +368,21 @@ local function sweep()
           endTicket(t, FAILED)
           tellEnded(t, FAILED)
         elseif t then
-          endWaiting(t, CANCELLED)
+          local grace = tonumber(redis.call('HGET', ticketKey(id), 'hg') or '0')
+          if grace > 0 then orphan(t, grace) else endWaiting(t, CANCELLED) end
         end
       end
       redis.call('DEL', heldKey(dead))
+    end
+  end
+  local expired = redis.call('ZRANGEBYSCORE', ORPHANS, '-inf', now, 'WITHSCORES')
+  for i = 1, #expired, 2 do
+    local t = loadTicket(expired[i])
+    if t then
+      -- Whichever came first: a deadline before the grace's end is a timeout, as it would have been at its time.
+      endWaiting(t, t.deadline <= tonumber(expired[i + 1]) and TIMEDOUT or CANCELLED)
+    else
+      redis.call('ZREM', ORPHANS, expired[i])
     end
   end
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now)) do
