@@ -206,6 +206,25 @@ public sealed class RedisAdoptionTests(RedisFixture redis) : IClassFixture<Redis
     }
 
     [Fact]
+    public async Task AReplicaThatOnlyStalledPastItsLease_SeesItsWaitingTicketEnd_WhileTheTicketWaitsOnForAnAdopter()
+    {
+        var a = Open("a");
+        // On a clock of its own that never moves: its heartbeat stops, as in a long pause, but it still listens.
+        var b = Open("b", time: new FakeTimeProvider(_time.GetUtcNow()));
+        await HoldAsync(a, "a-run", "alice");
+        var (lost, wait) = await HoldAsync(b, "b-wait", "bob", Grace);
+
+        _time.Advance(Lease);
+        await SettleAsync(a);
+
+        var dispatch = await wait.WaitAsync(Hung);
+        Assert.Null(dispatch.Lease);
+        Assert.Equal((TicketState.Ended, TicketOutcome.Cancelled), (lost.State, lost.Outcome));
+        Assert.Equal((1, 1), Place(await a.GetPlaceAsync("b-wait")));
+        Assert.NotNull(await a.AdoptAsync("b-wait"));
+    }
+
+    [Fact]
     public async Task AnOrphan_IsCancelledById_ThroughAnyReplica()
     {
         var (a, b) = Replicas(slots: 1);
@@ -225,9 +244,9 @@ public sealed class RedisAdoptionTests(RedisFixture redis) : IClassFixture<Redis
 
     private (RedisRequestQueue A, RedisRequestQueue B) Replicas(int slots) => (Open("a", slots), Open("b", slots));
 
-    private RedisRequestQueue Open(string replica, int slots = 1)
+    private RedisRequestQueue Open(string replica, int slots = 1, TimeProvider? time = null)
     {
-        var queue = new RedisRequestQueue(redis.Connection, _prefix, new SchedulerOptions(), [new BackendDefinition("gpu", slots, ["m"])], _time, Lease, replica);
+        var queue = new RedisRequestQueue(redis.Connection, _prefix, new SchedulerOptions(), [new BackendDefinition("gpu", slots, ["m"])], time ?? _time, Lease, replica);
         _open.Add(queue);
         return queue;
     }
