@@ -196,6 +196,30 @@ internal sealed partial class RedisRequestQueue
         abort?.Cancel();
     }
 
+    /// <summary>The mirror of a ticket adopt.lua handed to this replica, from the stored entry it returned.</summary>
+    private RedisTicket Adopted(string id, RedisResult[] results, string store)
+    {
+        var maxWait = Span(Number(results[11]));
+        var request = new TicketRequest
+        {
+            Id = id,
+            Owner = (string)results[3]!,
+            Model = (string)results[4]!,
+            Weight = Number(results[5]),
+            PromptTokens = (int)results[6],
+            MaxOutputTokens = (string?)results[7] is { Length: > 0 } maxOutput ? int.Parse(maxOutput, CultureInfo.InvariantCulture) : null,
+            MaxWait = maxWait,
+            HolderGrace = Span(Number(results[15])),
+        };
+        var ticket = new RedisTicket(this, request, (long)Number(results[8]), Instant(Number(results[9])), maxWait, store);
+        ticket.Resume(
+            Instant(Number(results[10])),
+            (int)Number(results[12]),
+            (string?)results[13] is { Length: > 0 } firstDispatched ? Instant(Number(firstDispatched)) : null,
+            (string?)results[14] is { Length: > 0 } backend ? backend : null);
+        return ticket;
+    }
+
     private void Register(RedisTicket ticket)
     {
         List<(string Message, long ReceivedAt)>? early;

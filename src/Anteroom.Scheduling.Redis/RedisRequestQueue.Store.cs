@@ -333,5 +333,9 @@ internal sealed partial class RedisRequestQueue
 
     private static long Micros(TimeSpan duration) => duration.Ticks / 10;
 
+    /// <summary>A duration as the scripts keep it, in microseconds; beyond what a TimeSpan holds it is the longest one.</summary>
+    private static TimeSpan Span(double micros) =>
+        micros >= TimeSpan.MaxValue.Ticks / 10 ? TimeSpan.MaxValue : TimeSpan.FromTicks((long)micros * 10);
+
     private static DateTimeOffset Instant(double micros) => new(DateTimeOffset.UnixEpoch.UtcTicks + ((long)micros * 10), TimeSpan.Zero);
 }

@@ -24,6 +24,14 @@ namespace Anteroom.Scheduling.Redis;
 /// them to waiting tickets; the dead replica's waiting tickets are cancelled, as their holders are gone.
 /// </para>
 /// <para>
+/// Unless they were admitted with a <see cref="TicketRequest.HolderGrace"/>: then a dead replica's waiting ticket
+/// becomes an orphan for that long, holding its place (positions, listings and counts still show it) while dispatch
+/// passes over it, as no replica would take its slot. A replica its client reconnected to takes it over with
+/// <see cref="AdoptAsync"/>, from then on exactly as if it had admitted it; one nobody adopts is cancelled by the
+/// first sweep after its grace (within a third of the lease duration, by any replica's heartbeat), or times out at
+/// its deadline as any waiting ticket does.
+/// </para>
+/// <para>
 /// Time comes from the given <see cref="TimeProvider"/> only, passed into every script; deadlines, heartbeats and
 /// change coalescing run on its timers.
 /// </para>
@@ -170,7 +178,8 @@ internal sealed partial class RedisRequestQueue : IRequestQueue, IAsyncDisposabl
         var maxWait = MaxWaitFor(request.MaxWait);
         var (reply, store) = await EvaluateInStoreAsync(QueueScripts.Admit, now,
             request.Id, request.Owner, request.Model, Number(request.Weight), request.PromptTokens,
-            Optional(request.MaxOutputTokens), Optional(request.MaxInFlight), Optional(request.MaxWaiting), Micros(maxWait)).ConfigureAwait(false);
+            Optional(request.MaxOutputTokens), Optional(request.MaxInFlight), Optional(request.MaxWaiting), Micros(maxWait),
+            Micros(request.HolderGrace)).ConfigureAwait(false);
         var results = (RedisResult[])reply!;
         if ((string?)results[2] == "admitted")
         {
@@ -193,7 +202,26 @@ internal sealed partial class RedisRequestQueue : IRequestQueue, IAsyncDisposabl
             : new(WaitCancellablyAsync(own, dispatched, cancellationToken));
     }
 
-    public ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default) => default;
+    public async ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        await ReadyAsync().ConfigureAwait(false);
+        var now = Now;
+        var (reply, store) = await EvaluateInStoreAsync(QueueScripts.Adopt, now, id).ConfigureAwait(false);
+        var results = (RedisResult[])reply!;
+        if ((string?)results[2] != "adopted")
+        {
+            Settle(results, now);
+            return null;
+        }
+
+        var ticket = Adopted(id, results, store);
+        // Registered before the reply's events are applied, as an admission is: the script may have started it
+        // already (it was first in its queue with a slot free), and that dispatch is this ticket's.
+        Register(ticket);
+        Settle(results, now);
+        return ticket;
+    }
 
     public async ValueTask<bool> CancelAsync(string id, CancellationToken cancellationToken = default)
     {

@@ -53,6 +53,18 @@ internal sealed class RedisTicket : Ticket
     /// <summary>Whether an abort was signalled, without making a source just to ask.</summary>
     internal bool AbortRequested => Volatile.Read(ref _abortSource)?.IsCancellationRequested == true;
 
+    /// <summary>
+    /// Takes up where the stored entry is, for a ticket adopted from a replica that died: its deadline (a requeue
+    /// set it afresh), and the runs it had before it was requeued.
+    /// </summary>
+    internal void Resume(DateTimeOffset deadline, int attempts, DateTimeOffset? firstDispatchedAt, string? backend)
+    {
+        Deadline = deadline;
+        Attempts = attempts;
+        FirstDispatchedAt = firstDispatchedAt;
+        Backend = backend;
+    }
+
     internal void Run(RedisLease lease, DateTimeOffset firstDispatchedAt)
     {
         State = TicketState.Running;

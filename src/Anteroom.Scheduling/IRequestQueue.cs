@@ -20,7 +20,9 @@ namespace Anteroom.Scheduling;
 /// exactly once, and the state to read without a round trip. Everything about other holders' tickets — listings,
 /// places, cancellation by an operator or a reconnecting client — goes by id and comes back as immutable values
 /// (<see cref="WaitingTicket"/>, <see cref="RunningTicket"/>, <see cref="WaitingPlace"/>,
-/// <see cref="SchedulerSnapshot"/>), which a shared store can produce for tickets held by any replica.
+/// <see cref="SchedulerSnapshot"/>), which a shared store can produce for tickets held by any replica. A waiting
+/// ticket whose holder died with its replica gets a new holder, in the process its client reconnected to, through
+/// <see cref="AdoptAsync"/>, which hands that process a handle of its own.
 /// </para>
 /// <para>
 /// Contract, which every implementation's tests check: an admitted ticket ends exactly once (completed, failed,
@@ -52,13 +54,22 @@ public interface IRequestQueue
     ValueTask<Dispatch> WaitForSlotAsync(Ticket ticket, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Takes over a waiting ticket whose holder is gone and whose <see cref="TicketRequest.HolderGrace"/> has not run
+    /// out: from now on this queue instance holds it and <see cref="WaitForSlotAsync"/> serves it as if it had
+    /// admitted it (same id, place, arrival, deadline). Null when there is no such ticket: unknown, ended, running,
+    /// or held by a holder still alive.
+    /// </summary>
+    /// <remarks>
+    /// The in-process queue always answers null at once: its holders live and die with the process, so no ticket of
+    /// it ever outlives its holder.
+    /// </remarks>
+    ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Cancels a ticket by id: a waiting one ends now; a running one is signalled through
     /// <see cref="Ticket.Aborted"/> and ends when its holder ends the lease. Returns false when no such ticket is live.
     /// </summary>
     ValueTask<bool> CancelAsync(string id, CancellationToken cancellationToken = default);
-
-    /// <summary>Takes over a waiting ticket whose holder is gone; null when there is no such ticket.</summary>
-    ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default);
 
     /// <summary>A waiting ticket's place in its queue, or null when no ticket with that id is waiting.</summary>
     ValueTask<WaitingPlace?> GetPlaceAsync(string id, CancellationToken cancellationToken = default);

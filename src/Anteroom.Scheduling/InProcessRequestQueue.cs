@@ -21,7 +21,13 @@ internal sealed class InProcessRequestQueue(Scheduler scheduler) : IRequestQueue
     public ValueTask<Dispatch> WaitForSlotAsync(Ticket ticket, CancellationToken cancellationToken = default) =>
         new(scheduler.WaitForSlotAsync(ticket, cancellationToken));
 
-    public ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default) => default;
+    // A holder here is a request of this process, which cannot outlive it: no ticket is ever left to adopt. The
+    // answer is a completed value task with no allocation.
+    public ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        return new((Ticket?)null);
+    }
 
     public ValueTask<bool> CancelAsync(string id, CancellationToken cancellationToken = default) =>
         new(scheduler.Cancel(id));

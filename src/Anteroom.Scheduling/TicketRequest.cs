@@ -30,6 +30,13 @@ public sealed record TicketRequest
     /// <summary>How long this request may wait; the scheduler's <see cref="SchedulerOptions.MaxWait"/> caps it.</summary>
     public TimeSpan? MaxWait { get; init; }
 
+    /// <summary>
+    /// How long a waiting ticket outlives its holder (the replica that admitted it) to be adopted by another holder
+    /// (<see cref="IRequestQueue.AdoptAsync"/>); zero (the default) ends it with its holder. Only a queue shared by
+    /// several replicas uses it: in one process the holder never dies without the whole queue.
+    /// </summary>
+    public TimeSpan HolderGrace { get; init; }
+
     /// <summary>Throws when the request cannot be queued as given: misuse by the caller, not a refusal.</summary>
     internal void Validate()
     {
@@ -50,6 +57,11 @@ public sealed record TicketRequest
         if (MaxInFlight is < 1 || MaxWaiting is < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxInFlight), "MaxInFlight and MaxWaiting must be at least 1.");
+        }
+
+        if (HolderGrace < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(HolderGrace), "HolderGrace must not be negative.");
         }
     }
 }

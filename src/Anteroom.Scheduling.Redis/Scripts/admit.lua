@@ -1,5 +1,6 @@
 -- Admits a ticket or refuses it (Scheduler.AdmitLocked). ARGV[A..]: id, owner, model, weight, prompt tokens,
--- max output tokens (''), owner's max in flight (''), owner's max waiting (''), max wait in microseconds.
+-- max output tokens (''), owner's max in flight (''), owner's max waiting (''), max wait in microseconds, holder
+-- grace in microseconds (how long the ticket outlives this replica to be adopted while it waits; 0 for none).
 sweep()
 local id, owner, model = ARGV[A], ARGV[A + 1], ARGV[A + 2]
 local weight, prompt, maxOutput = tonumber(ARGV[A + 3]), tonumber(ARGV[A + 4]), tonumber(ARGV[A + 5])
@@ -52,7 +53,7 @@ if estimate > maxWaitUs / 1000 then return refuse('WaitTooLong', estimate) end
 
 local t = { id = id, owner = owner, model = model, tag = tag, seq = seq, deadline = now + maxWaitUs }
 redis.call('HSET', ticketKey(id), 'o', owner, 'm', model, 'w', weight, 'p', prompt, 'x', ARGV[A + 5], 'c', cost, 'g', tag,
-  's', seq, 'a', now, 'd', t.deadline, 'mw', maxWaitUs, 'st', 'w', 'n', 0, 'h', replica)
+  's', seq, 'a', now, 'd', t.deadline, 'mw', maxWaitUs, 'st', 'w', 'n', 0, 'h', replica, 'hg', ARGV[A + 9])
 if fair then redis.call('HSET', uk, 'f:' .. model, tag + (cost / weight)) end
 redis.call('SADD', heldKey(replica), id)
 enqueue(t)

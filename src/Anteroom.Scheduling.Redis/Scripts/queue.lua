@@ -1,8 +1,14 @@
--- The fair queue in Redis: what every operation script starts with. Each operation is this library followed by
--- its own few lines, run by Redis as one atomic script, so a decision and its effect are never separated by
--- another replica's operation. The semantics are those of the in-process Scheduler (see its remarks): start-time
--- fair queuing over per-user virtual token counters per model, FIFO within a user, a ticket that waits alone for
--- its owner never moved back, work-conserving dispatch.
+-- The fair queue in Redis: what every operation script starts with, followed by estimates.lua (the library's second
+-- half, split off by concern). Each operation is this library followed by its own few lines, run by Redis as one
+-- atomic script, so a decision and its effect are never separated by another replica's operation. The semantics are
+-- those of the in-process Scheduler (see its remarks): start-time fair queuing over per-user virtual token counters
+-- per model, FIFO within a user, a ticket that waits alone for its owner never moved back, work-conserving
+-- dispatch.
+--
+-- Orphans: a waiting ticket admitted with a holder grace ('hg', microseconds) outlives its holder's replica. When
+-- that replica's lease runs out the ticket loses its holder ('h') and waits in ORPHANS, scored by the end of its
+-- grace, keeping its place, its tag and its deadline; adopt.lua gives it a new holder. Dispatch passes over it
+-- meanwhile (no replica would take the slot), so a ticket behind it, even its own owner's, may start first.
 --
 -- Time comes from the caller (ARGV[1], microseconds since the Unix epoch, exact in a Lua number for centuries),
 -- never from Redis's clock, so every replica's TimeProvider, or a test's fake one, drives it.
@@ -43,6 +49,7 @@ local ESTIMATES = P .. 'estimates'
 local WAITS = P .. 'waits'
 local CLOCKS = P .. 'clocks'
 local USERS = P .. 'users'
+local ORPHANS = P .. 'orphans'
 local CHANGES = P .. 'changes'
 
 local function ticketKey(id) return P .. 'ticket:' .. id end
@@ -119,133 +126,6 @@ local function account(b)
   redis.call('HSET', backendKey(b.name), 'busy', tonumber(f[1]) + b.running * (now - tonumber(f[2])), 'last', now)
 end
 
--- Measured service figures per backend and model (ServiceEstimator): time to first token, tokens per second,
--- output tokens, as exponentially weighted averages.
-local function figures(backend, model)
-  local v = redis.call('HGET', ESTIMATES, backend .. '\n' .. model)
-  if not v then return priorTtftMs, priorTps, priorOutput end
-  local ttft, tps, output = string.match(v, '^(%S+) (%S+) (%S+)$')
-  return tonumber(ttft), tonumber(tps), tonumber(output)
-end
-
-local function record(backend, model, ttftMs, generatingMs, outputTokens)
-  local field = backend .. '\n' .. model
-  local tps = nil
-  -- A one-token answer says nothing about speed; keep the old figure.
-  if outputTokens > 1 and generatingMs > 0 then tps = (outputTokens - 1) / (generatingMs / 1000) end
-  local ttft, speed, output
-  if not redis.call('HGET', ESTIMATES, field) then
-    ttft, speed, output = ttftMs, tps or priorTps, outputTokens
-  else
-    local oldTtft, oldTps, oldOutput = figures(backend, model)
-    ttft = oldTtft + smoothing * (ttftMs - oldTtft)
-    speed = oldTps
-    if tps then speed = oldTps + smoothing * (tps - oldTps) end
-    output = oldOutput + smoothing * (outputTokens - oldOutput)
-  end
-  redis.call('HSET', ESTIMATES, field, fmt(ttft) .. ' ' .. fmt(speed) .. ' ' .. fmt(output))
-end
-
-local function serviceMs(ttft, tps, output) return ttft + (1000 * output / tps) end
-
--- Slot-weighted mean over the healthy backends serving the model.
-local function modelFigures(model)
-  local slots = healthySlots(model)
-  local weight, ttft, tps, output = 0, 0, 0, 0
-  for _, b in ipairs(servedBy[model]) do
-    if not (servingSlots(b) == 0 and slots > 0) then
-      local t, s, o = figures(b.name, model)
-      ttft = ttft + t * b.slots
-      tps = tps + s * b.slots
-      output = output + o * b.slots
-      weight = weight + b.slots
-    end
-  end
-  return ttft / weight, tps / weight, output / weight
-end
-
-local function modelServiceMs(model)
-  local ttft, tps, output = modelFigures(model)
-  return serviceMs(ttft, tps, output)
-end
-
--- How much longer a running ticket should hold its slot, by what is measured now.
-local function remainingMs(id, backend)
-  local f = redis.call('HMGET', ticketKey(id), 'm', 'x', 'sa')
-  local ttft, tps, output = figures(backend, f[1])
-  local expected = math.min(tonumber(f[2]) or math.huge, output)
-  return math.max(serviceMs(ttft, tps, expected) - ((now - tonumber(f[3])) / 1000), 0)
-end
-
--- When the ticket at this position should start (WaitEstimates.Wait): the slots serving the model free up at
--- their running tickets' expected ends, and every later round of dispatches takes one mean service time.
-local function waitMs(model, position)
-  local slots = healthySlots(model)
-  if slots == 0 then return math.huge end
-  local running = 0
-  for _, b in ipairs(servedBy[model]) do
-    if servingSlots(b) > 0 then running = running + b.running end
-  end
-  local busy = math.min(running, slots)
-  local ahead = position - 1
-  local round = math.floor(ahead / slots)
-  local rank = (ahead % slots) - (slots - busy)
-  local roundsMs = 0
-  if round > 0 then roundsMs = round * modelServiceMs(model) end
-  if rank < 0 then return roundsMs end
-  local freeAt = {}
-  for _, b in ipairs(servedBy[model]) do
-    if servingSlots(b) > 0 then
-      for _, id in ipairs(redis.call('ZRANGE', runningKey(b.name), 0, -1)) do
-        if #freeAt == busy then break end
-        freeAt[#freeAt + 1] = remainingMs(id, b.name)
-      end
-    end
-  end
-  table.sort(freeAt)
-  return freeAt[rank + 1] + roundsMs
-end
-
--- When a slot for the model frees up: what a full queue tells its callers to wait.
-local function nextSlotFreeMs(model)
-  local next = waitMs(model, 1)
-  if next > 0 then return next end
-  return modelServiceMs(model) / math.max(1, healthySlots(model))
-end
-
--- When the first of the user's waiting tickets should start: what a full per-user queue tells it.
-local function earliestDispatchMs(owner)
-  local earliest = math.huge
-  for _, model in ipairs(models) do
-    local first = redis.call('ZRANGE', laneKey(owner, model), 0, 0)[1]
-    if first then
-      earliest = math.min(earliest, waitMs(model, redis.call('ZRANK', queueKey(model), first) + 1))
-    end
-  end
-  if earliest == math.huge then return noBackendRetryMs end
-  return earliest
-end
-
--- When the first of the user's tickets should end: what the per-user in-flight limit tells it.
-local function earliestEndMs(owner)
-  local earliest = math.huge
-  for _, b in ipairs(backends) do
-    for _, id in ipairs(redis.call('ZRANGE', runningKey(b.name), 0, -1)) do
-      if redis.call('HGET', ticketKey(id), 'o') == owner then
-        earliest = math.min(earliest, remainingMs(id, b.name))
-      end
-    end
-  end
-  if earliest ~= math.huge then return earliest end
-  -- Everything the user has is waiting: the first of it must start and finish.
-  for _, model in ipairs(models) do
-    if redis.call('ZCARD', laneKey(owner, model)) > 0 then
-      return earliestDispatchMs(owner) + modelServiceMs(model)
-    end
-  end
-  return noBackendRetryMs
-end
-
 local function loadTicket(id)
   local f = redis.call('HMGET', ticketKey(id), 'o', 'm', 'w', 'c', 'g', 's', 'a', 'd', 'mw', 'st', 'b', 'n', 'fd', 'sa', 'ab', 'h')
   if not f[1] then return nil end
@@ -263,6 +143,8 @@ local events = {}
 local changed = false
 
 local function tell(holder, message)
+  -- An orphan has no holder to tell: what happens to it is read by id, by whoever adopts it or asks for it.
+  if not holder then return end
   if holder == replica then
     events[#events + 1] = message
   else
@@ -324,7 +206,11 @@ end
 
 local function endTicket(t, outcome)
   redis.call('DEL', ticketKey(t.id))
-  redis.call('SREM', heldKey(t.holder), t.id)
+  if t.holder then
+    redis.call('SREM', heldKey(t.holder), t.id)
+  else
+    redis.call('ZREM', ORPHANS, t.id)
+  end
   bump('ended' .. outcome, 1)
   if not fair then
     -- Under FIFO an idle user has no state worth keeping.
@@ -397,9 +283,30 @@ end
 
 local function lessLoaded(a, b) return a.running / a.slots < b.running / b.slots end
 
+-- The first ticket in the model's queue that a replica holds, as ZRANGE ... WITHSCORES gives it. Orphans keep their
+-- place but are passed over. Every member skipped is an orphan, so this reads at most the orphans and one more;
+-- with none, as nearly always, it is the one ZRANGE it was before orphans.
+local function headOf(model, orphans)
+  local queue = queueKey(model)
+  if orphans == 0 then return redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES') end
+  local from = 0
+  while true do
+    local r = redis.call('ZRANGE', queue, from, from + 15, 'WITHSCORES')
+    for i = 1, #r, 2 do
+      if not redis.call('ZSCORE', ORPHANS, idOf(r[i])) then return { r[i], r[i + 1] } end
+    end
+    if #r < 32 then return {} end
+    from = from + 16
+  end
+end
+
 -- Gives free slots to waiting tickets until no free slot has an eligible ticket: work-conserving.
 local function dispatch()
-  if metaNumber('waiting') == 0 then return end
+  local waiting = metaNumber('waiting')
+  if waiting == 0 then return end
+  -- Orphans are waiting tickets too: when they are all that waits, nothing can start.
+  local orphans = redis.call('ZCARD', ORPHANS)
+  if waiting == orphans then return end
   while true do
     local best, bestBackend = nil, nil
     local heads = {}
@@ -408,7 +315,7 @@ local function dispatch()
         for _, model in ipairs(b.models) do
           local head = heads[model]
           if head == nil then
-            local r = redis.call('ZRANGE', queueKey(model), 0, 0, 'WITHSCORES')
+            local r = headOf(model, orphans)
             head = false
             if r[1] then
               local id = idOf(r[1])
@@ -437,9 +344,18 @@ local function dispatch()
   end
 end
 
+-- A waiting ticket whose holder's replica died, kept for adoption until now + its grace. The old holder is told the
+-- ticket ended for it, as it would be told were the ticket cancelled: a replica that only stalled past its lease
+-- must not wait on for a dispatch that will go to the adopter.
+local function orphan(t, grace)
+  redis.call('HDEL', ticketKey(t.id), 'h')
+  redis.call('ZADD', ORPHANS, now + grace, t.id)
+  tellEnded(t, CANCELLED)
+end
+
 -- Renews the caller's lease on its slots, then ends what time has ended: the tickets of replicas whose lease
--- ran out (running ones failed, their slots freed; waiting ones cancelled, their holder is gone) and waiting
--- tickets past their deadline.
+-- ran out (running ones failed, their slots freed; waiting ones cancelled, their holder is gone, or orphaned when
+-- they have a grace), orphans whose grace ran out, and waiting tickets past their deadline.
 local function sweep()
   if replica ~= '' then redis.call('ZADD', REPLICAS, now + leaseUs, replica) end
   for _, dead in ipairs(redis.call('ZRANGEBYSCORE', REPLICAS, '-inf', now)) do
@@ -452,10 +368,21 @@ local function sweep()
           endTicket(t, FAILED)
           tellEnded(t, FAILED)
         elseif t then
-          endWaiting(t, CANCELLED)
+          local grace = tonumber(redis.call('HGET', ticketKey(id), 'hg') or '0')
+          if grace > 0 then orphan(t, grace) else endWaiting(t, CANCELLED) end
         end
       end
       redis.call('DEL', heldKey(dead))
+    end
+  end
+  local expired = redis.call('ZRANGEBYSCORE', ORPHANS, '-inf', now, 'WITHSCORES')
+  for i = 1, #expired, 2 do
+    local t = loadTicket(expired[i])
+    if t then
+      -- Whichever came first: a deadline before the grace's end is a timeout, as it would have been at its time.
+      endWaiting(t, t.deadline <= tonumber(expired[i + 1]) and TIMEDOUT or CANCELLED)
+    else
+      redis.call('ZREM', ORPHANS, expired[i])
     end
   end
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now)) do

@@ -22,6 +22,7 @@ internal sealed class AdmissionPolicy(IRequestQueue queue, IBackendPool pool, IR
 {
     private readonly int _assumedOutputTokens = (int)Math.Ceiling(options.Value.Estimates.OutputTokens);
     private readonly int _outputCeiling = options.Value.Queue.MaxOutputTokens;
+    private readonly TimeSpan _maxReconnectGrace = TimeSpan.FromSeconds(options.Value.Stream.MaxReconnectGraceSeconds);
 
     /// <summary>Admits request <paramref name="id"/> into the queue, or says why not.</summary>
     public async ValueTask<AdmissionDecision> AdmitAsync(string id, Arrival ask)
@@ -62,6 +63,9 @@ internal sealed class AdmissionPolicy(IRequestQueue queue, IBackendPool pool, IR
             // An embedding generates nothing: it costs its input and one short service.
             MaxOutputTokens = embedding ? 1 : generation.MaxOutputTokens,
             MaxWait = ask.MaxWait,
+            // A chat its client may come back to outlives its replica in the queue for as long (Redis mode): another
+            // replica takes it over when the client reconnects there (see Reception.AdoptAsync).
+            HolderGrace = AdoptableArrival.Of(ask) is null ? TimeSpan.Zero : TimeSpan.FromTicks(Math.Min(ask.ReconnectGrace.Ticks, _maxReconnectGrace.Ticks)),
         });
         if (!admission.IsAdmitted)
         {
