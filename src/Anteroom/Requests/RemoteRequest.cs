@@ -134,5 +134,5 @@ internal sealed class RemoteRequests(IRequestRegistry registry, IEventLogFactory
         await registry.FindElsewhereAsync(id, caller, cancellationToken) is { } now && (now.ReplicaAlive || now.Ending is not null);
 
     private static RequestEvent.Error Lost => new(
-        ReplicaLost, "The gateway replica running this request stopped before it ended; send the request again.", null);
+        ReplicaLost, "The gateway replica holding this request stopped before it ended; send the request again.", null);
 }
