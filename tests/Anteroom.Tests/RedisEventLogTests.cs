@@ -46,6 +46,48 @@ public sealed class RedisEventLogTests(RedisFixture redis) : IClassFixture<Redis
     }
 
     [Fact]
+    public async Task ALogTakenOver_GoesOnWithTheNextIds_AndItsFormerWriterCanNoLongerOverwriteIt()
+    {
+        await using var otherConnection = await redis.ConnectAsync();
+        var former = (RedisEventLog)Factory(redis.Connection).Create("req_t", long.MaxValue);
+        former.Append(new RequestEvent.Queued("req_t", 2, 2, 500));
+        former.Append(new RequestEvent.Queued("req_t", 1, 2, 250));
+        await former.FlushAsync();
+
+        var taken = (RedisEventLog)(await Factory(otherConnection).TakeOverAsync("req_t", long.MaxValue))!;
+        taken.Append(new RequestEvent.Started("req_t", "gpu", "m", 700, 1));
+        await taken.FlushAsync();
+        // The former writer only stalled: what it appends now stays with it.
+        former.Append(new RequestEvent.Cancelled("client_disconnected"));
+        await former.FlushAsync();
+        taken.Append(new RequestEvent.Token("Hi"));
+        taken.Append(new RequestEvent.Done("stop", new Backends.GenerationUsage(3, 1), new TimingsBody(700, 10, 20, 720, null)));
+        await taken.FlushAsync();
+
+        var reader = await Factory(redis.Connection).OpenAsync("req_t");
+        var all = await ReadAsync(reader!, 0, LogRead.Complete);
+        Assert.Equal([1, 2, 3, 4, 5], all.Select(e => e.Id));
+        Assert.Equal(["queued", "queued", "started", "token", "done"], all.Select(e => e.Event.Name));
+        Assert.Equal(new LogWindow(1, 5, (await taken.GetWindowAsync()).BufferedBytes, true), await taken.GetWindowAsync());
+    }
+
+    [Fact]
+    public async Task ALogWhoseWriterIsGone_IsEndedOnce_AndALogAlreadyClosedIsLeftAsItIs()
+    {
+        var gone = (RedisEventLog)Factory(redis.Connection).Create("req_g", long.MaxValue);
+        gone.Append(new RequestEvent.Started("req_g", "gpu", "m", 5, 1));
+        await gone.FlushAsync();
+        var factory = Factory(redis.Connection);
+
+        await factory.CloseAbandonedAsync("req_g", new RequestEvent.Error("replica_lost", "gone", null));
+        await factory.CloseAbandonedAsync("req_g", new RequestEvent.Error("replica_lost", "gone again", null));
+
+        var all = await ReadAsync((await factory.OpenAsync("req_g"))!, 0, LogRead.Complete);
+        Assert.Equal(["started", "error"], all.Select(e => e.Event.Name));
+        Assert.Equal("gone", ((RequestEvent.Error)all[1].Event).Message);
+    }
+
+    [Fact]
     public async Task ALogNobodyWrote_IsNotFound_AndTheInProcessFactoryFindsNone()
     {
         Assert.Null(await Factory(redis.Connection).OpenAsync("req_nobody"));

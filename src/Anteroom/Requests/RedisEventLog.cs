@@ -19,6 +19,12 @@ namespace Anteroom.Requests;
 /// that came back empty (restarted) is noticed by the script (the stream's last id is not the one sent last), and
 /// the whole window is sent again.
 /// </para>
+/// <para>
+/// A log has one writer at a time, marked in Redis. When a replica is taken for dead (its lease ran out) and another
+/// takes its request over (<see cref="RedisEventLogFactory.TakeOverAsync"/>), the new writer's mark replaces the
+/// old one; should the old replica only have stalled, its later writes are refused, and it keeps serving its own
+/// readers from memory without overwriting what the new writer sends.
+/// </para>
 /// </remarks>
 internal sealed class RedisEventLog : IEventLog
 {
@@ -36,6 +42,11 @@ internal sealed class RedisEventLog : IEventLog
     private int _followerDelta;
     private int _localFollowers;
     private Exception? _failure;
+    // This writer's mark on the stream; a log taken over from a writer that was taken for gone writes it over theirs.
+    private readonly string _writer = RedisEventLogFactory.NewWriter();
+    private bool _takeOver;
+    // Set once another replica took this log over: this one then only serves its own readers from memory.
+    private bool _disowned;
 
     /// <param name="factory">Where it is sent.</param>
     /// <param name="requestId">Whose log it is.</param>
@@ -55,6 +66,7 @@ internal sealed class RedisEventLog : IEventLog
             _local.Seed(taken);
             _sentLastId = taken[^1].Id;
             _resync = true;
+            _takeOver = true;
             Interlocked.Increment(ref _changes);
             Pump();
         }
@@ -145,6 +157,19 @@ internal sealed class RedisEventLog : IEventLog
     /// <summary>Starts the pump unless it runs already (or waits for Redis to come back).</summary>
     private void Pump()
     {
+        if (Volatile.Read(ref _disowned))
+        {
+            // Nothing more goes to Redis; whoever waits for what was appended to be sent waits for nothing.
+            lock (_gate)
+            {
+                Volatile.Write(ref _sentChanges, Volatile.Read(ref _changes));
+                _progress.TrySetResult();
+                _progress = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            return;
+        }
+
         if (Volatile.Read(ref _failure) is null && Interlocked.CompareExchange(ref _pumping, 1, 0) == 0)
         {
             ThreadPool.UnsafeQueueUserWorkItem(static log => _ = log.PumpAsync(), this, preferLocal: false);
@@ -156,6 +181,13 @@ internal sealed class RedisEventLog : IEventLog
         var batch = new List<StreamEvent>();
         while (true)
         {
+            if (Volatile.Read(ref _disowned))
+            {
+                Volatile.Write(ref _pumping, 0);
+                Pump();
+                return;
+            }
+
             // Read before the snapshot: every change counted here is in it.
             long changes = Volatile.Read(ref _changes);
             batch.Clear();
@@ -166,14 +198,16 @@ internal sealed class RedisEventLog : IEventLog
             {
                 var write = new RedisEventLogFactory.Write(
                     window, batch, resync ? Volatile.Read(ref _localFollowers) : delta, _sentLastId,
-                    resync ? RedisEventLogFactory.WriteMode.Reset
+                    _takeOver ? RedisEventLogFactory.WriteMode.TakeOver
+                        : resync ? RedisEventLogFactory.WriteMode.Reset
                         : batch.Count == 0 && window.IsComplete ? RedisEventLogFactory.WriteMode.OnlyIfKept
                         : RedisEventLogFactory.WriteMode.Append,
-                    _local.MaxBytes);
-                bool kept;
+                    _local.MaxBytes,
+                    _writer);
+                RedisEventLogFactory.WriteResult result;
                 try
                 {
-                    kept = await _factory.WriteAsync(RequestId, write);
+                    result = await _factory.WriteAsync(RequestId, write);
                 }
                 catch (Exception e)
                 {
@@ -186,14 +220,21 @@ internal sealed class RedisEventLog : IEventLog
                     return;
                 }
 
-                if (!kept)
+                if (result == RedisEventLogFactory.WriteResult.Lost)
                 {
                     // Redis lost the stream (it restarted empty): send the whole window again.
                     _resync = true;
                     continue;
                 }
 
+                if (result == RedisEventLogFactory.WriteResult.Disowned)
+                {
+                    // Another replica took this request for gone and took its log over: what it writes stands.
+                    Volatile.Write(ref _disowned, true);
+                }
+
                 _resync = false;
+                _takeOver = false;
                 _sentLastId = window.LastId;
             }
 

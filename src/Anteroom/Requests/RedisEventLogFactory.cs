@@ -27,29 +27,38 @@ internal sealed class RedisEventLogFactory : IEventLogFactory
     private static readonly TimeSpan OpenExpiry = TimeSpan.FromDays(1);
 
     /// <summary>
-    /// KEYS: stream, meta. ARGV: last id sent before, mode (a = append, r = reset, k = only if kept), first kept,
-    /// last, bytes, closed (0/1), followers (a change; the count when resetting), expiry when open (ms), when
-    /// closed (ms), channel, byte budget, then id and event pairs. Returns 0 when Redis lost the log.
+    /// KEYS: stream, meta. ARGV: last id sent before, mode (a = append, r = reset, k = only if kept, t = take over:
+    /// reset as the log's writer from now on, c = close: append as its writer from now on), first kept, last,
+    /// bytes, closed (0/1), followers (a change; the count when resetting), expiry when open (ms), when closed (ms),
+    /// channel, byte budget, writer, then id and event pairs. Returns 0 when Redis lost the log, 2 when another
+    /// writer took it over.
     /// </summary>
     private const string WriteScript = """
         local stream, meta = KEYS[1], KEYS[2]
         local mode = ARGV[2]
-        local stored = redis.call('HGET', meta, 'last')
+        local m = redis.call('HMGET', meta, 'last', 'w')
+        local stored = m[1]
         if mode == 'k' and not stored then
           return 1
+        end
+        if m[2] and m[2] ~= ARGV[12] and mode ~= 't' and mode ~= 'c' then
+          return 2
+        end
+        if mode == 't' then
+          mode = 'r'
         end
         if mode == 'r' then
           redis.call('DEL', stream)
         elseif (stored and tonumber(stored) or 0) ~= tonumber(ARGV[1]) then
           return 0
         end
-        for i = 12, #ARGV, 2 do
+        for i = 13, #ARGV, 2 do
           redis.call('XADD', stream, ARGV[i] .. '-0', 'e', ARGV[i + 1])
         end
         if tonumber(ARGV[3]) > 1 then
           redis.call('XTRIM', stream, 'MINID', ARGV[3] .. '-0')
         end
-        redis.call('HSET', meta, 'first', ARGV[3], 'last', ARGV[4], 'bytes', ARGV[5], 'closed', ARGV[6], 'max', ARGV[11])
+        redis.call('HSET', meta, 'first', ARGV[3], 'last', ARGV[4], 'bytes', ARGV[5], 'closed', ARGV[6], 'max', ARGV[11], 'w', ARGV[12])
         if mode == 'r' then
           redis.call('HSET', meta, 'followers', ARGV[7])
         elseif ARGV[7] ~= '0' then
@@ -118,10 +127,28 @@ internal sealed class RedisEventLogFactory : IEventLogFactory
 
         /// <summary>Changes the follower count of a closed log, unless it has expired.</summary>
         OnlyIfKept,
+
+        /// <summary>Replaces the stream with the whole window, as its writer from now on (whoever wrote it before).</summary>
+        TakeOver,
+
+        /// <summary>Adds the ending of a log whose writer is gone, as its writer from now on.</summary>
+        Close,
+    }
+
+    /// <summary>What came of a write.</summary>
+    internal enum WriteResult
+    {
+        Written,
+
+        /// <summary>Redis no longer has what was sent before (it restarted empty): send the whole window again.</summary>
+        Lost,
+
+        /// <summary>Another writer took the log over (this one was taken for gone): write no more.</summary>
+        Disowned,
     }
 
     /// <summary>What a log's pump sends: the window after the batch, the batch, and the follower change.</summary>
-    internal readonly record struct Write(LogWindow Window, List<StreamEvent> Events, int Followers, long SentLastId, WriteMode Mode, long MaxBytes);
+    internal readonly record struct Write(LogWindow Window, List<StreamEvent> Events, int Followers, long SentLastId, WriteMode Mode, long MaxBytes, string Writer);
 
     /// <inheritdoc />
     public IEventLog Create(string requestId, long maxBytes) => new RedisEventLog(this, requestId, maxBytes, _time);
@@ -177,7 +204,8 @@ internal sealed class RedisEventLogFactory : IEventLogFactory
             var max = await SharedState.CallAsync(_redis, () => Database.HashGetAsync(MetaKey(requestId), "max"));
             long last = window.LastId + 1;
             var closed = new LogWindow(Math.Min(window.FirstKeptId, last), last, window.BufferedBytes + ending.Size, true);
-            if (await WriteAsync(requestId, new Write(closed, [new StreamEvent(last, ending)], 0, window.LastId, WriteMode.Append, max.IsNull ? long.MaxValue : (long)max)))
+            var write = new Write(closed, [new StreamEvent(last, ending)], 0, window.LastId, WriteMode.Close, max.IsNull ? long.MaxValue : (long)max, NewWriter());
+            if (await WriteAsync(requestId, write) != WriteResult.Lost)
             {
                 return;
             }
@@ -196,12 +224,19 @@ internal sealed class RedisEventLogFactory : IEventLogFactory
 
     internal RedisChannel Channel(string requestId) => RedisChannel.Literal($"{_prefix}:ev:{requestId}:n");
 
-    /// <summary>Sends one batch of a log; false when Redis no longer has what was sent before.</summary>
-    internal async Task<bool> WriteAsync(string requestId, Write write)
+    /// <summary>Sends one batch of a log.</summary>
+    internal async Task<WriteResult> WriteAsync(string requestId, Write write)
     {
-        var args = new RedisValue[11 + 2 * write.Events.Count];
+        var args = new RedisValue[12 + 2 * write.Events.Count];
         args[0] = write.SentLastId;
-        args[1] = write.Mode switch { WriteMode.Reset => "r", WriteMode.OnlyIfKept => "k", _ => "a" };
+        args[1] = write.Mode switch
+        {
+            WriteMode.Reset => "r",
+            WriteMode.OnlyIfKept => "k",
+            WriteMode.TakeOver => "t",
+            WriteMode.Close => "c",
+            _ => "a",
+        };
         args[2] = write.Window.FirstKeptId;
         args[3] = write.Window.LastId;
         args[4] = write.Window.BufferedBytes;
@@ -211,17 +246,21 @@ internal sealed class RedisEventLogFactory : IEventLogFactory
         args[8] = Math.Max(1, (long)Retain.TotalMilliseconds);
         args[9] = Channel(requestId).ToString();
         args[10] = write.MaxBytes;
+        args[11] = write.Writer;
         var encoding = new MemoryStream();
         for (int i = 0; i < write.Events.Count; i++)
         {
-            args[11 + 2 * i] = write.Events[i].Id;
-            args[12 + 2 * i] = RequestEventCodec.Encode(write.Events[i].Event, encoding);
+            args[12 + 2 * i] = write.Events[i].Id;
+            args[13 + 2 * i] = RequestEventCodec.Encode(write.Events[i].Event, encoding);
         }
 
         RedisKey[] keys = [StreamKey(requestId), MetaKey(requestId)];
         var result = await SharedState.CallAsync(_redis, () => Database.ScriptEvaluateAsync(WriteScript, keys, args));
-        return (long)result == 1;
+        return (long)result switch { 1 => WriteResult.Written, 2 => WriteResult.Disowned, _ => WriteResult.Lost };
     }
+
+    /// <summary>A writer's mark on the logs it writes: whoever takes a log over puts its own.</summary>
+    internal static string NewWriter() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
 
     internal Task<int> CountFollowersAsync(string requestId) =>
         SharedState.CallAsync(_redis, async () =>
