@@ -27,6 +27,9 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
 {
     private static readonly TimeSpan LiveExpiry = TimeSpan.FromDays(1);
 
+    /// <summary>The most of an owner's requests on other replicas a listing reads: the newest.</summary>
+    private const int MaxListed = 100;
+
     /// <summary>KEYS: record, owner's set. ARGV: fields and values..., creation (ms), expiry (ms), oldest kept (ms).</summary>
     private const string AddScript = """
         local n = #ARGV
@@ -91,11 +94,13 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
     private IDatabase Database => _redis.GetDatabase();
 
     /// <inheritdoc />
-    /// <exception cref="SharedStateUnavailableException">Redis cannot be reached.</exception>
+    /// <remarks>
+    /// Never fails for want of Redis: the request is admitted already and must run. Without its record (Redis went
+    /// away between its admission and now) it is reached only through this replica, as a single gateway's would be.
+    /// </remarks>
     public ValueTask AddAsync(LiveRequest request)
     {
-        SharedState.EnsureConnected(_redis);
-        _local.AddAsync(request);
+        _ = _local.AddAsync(request);
         long created = request.CreatedAt.ToUnixTimeMilliseconds();
         var adoption = AdoptableArrival.Of(request.Arrival);
         var args = new List<RedisValue>(16)
@@ -117,7 +122,15 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
         args.Add(created);
         args.Add((long)LiveExpiry.TotalMilliseconds);
         args.Add(created - (long)LiveExpiry.TotalMilliseconds);
-        Database.ScriptEvaluate(AddScript, [RecordKey(request.Id), OwnerKey(request.Owner)], [.. args], CommandFlags.FireAndForget);
+        try
+        {
+            Database.ScriptEvaluate(AddScript, [RecordKey(request.Id), OwnerKey(request.Owner)], [.. args], CommandFlags.FireAndForget);
+        }
+        catch (Exception e) when (SharedState.IsUnreachable(e))
+        {
+            LogNotRecorded(request.Id, e.Message);
+        }
+
         _ = RecordEndingAsync(request);
         return ValueTask.CompletedTask;
     }
@@ -145,11 +158,18 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
     /// <exception cref="SharedStateUnavailableException">Redis cannot be reached.</exception>
     public async ValueTask<IReadOnlyList<SharedRequest>> OwnedElsewhereAsync(string owner, CancellationToken cancellationToken = default)
     {
-        var ids = await SharedState.CallAsync(_redis, () => Database.SortedSetRangeByRankAsync(OwnerKey(owner), 0, -1, Order.Descending));
-        var found = new List<SharedRequest>(ids.Length);
-        foreach (var id in ids)
+        var ids = await SharedState.CallAsync(_redis, () => Database.SortedSetRangeByRankAsync(OwnerKey(owner), 0, MaxListed - 1, Order.Descending));
+        // Read together: the multiplexer sends them in one go.
+        var records = await Task.WhenAll(ids.Select(id => ReadAsync(id!)));
+        var found = new List<SharedRequest>(records.Length);
+        for (int i = 0; i < records.Length; i++)
         {
-            if (await ReadAsync(id!) is { } shared && !string.Equals(shared.Replica, Replica, StringComparison.Ordinal) && string.Equals(shared.Owner, owner, StringComparison.Ordinal))
+            if (records[i] is not { } shared)
+            {
+                // Its record expired (it ended longer ago than the replay window): its id goes too.
+                _ = Database.SortedSetRemoveAsync(OwnerKey(owner), ids[i], CommandFlags.FireAndForget);
+            }
+            else if (!string.Equals(shared.Replica, Replica, StringComparison.Ordinal) && string.Equals(shared.Owner, owner, StringComparison.Ordinal))
             {
                 found.Add(shared);
             }
@@ -283,6 +303,9 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
             request.Stop(text[..newline]);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Request {RequestId} runs, but could not be recorded in Redis for other replicas: {Reason}")]
+    private partial void LogNotRecorded(string requestId, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Request {RequestId} stopped from another replica ({Reason})")]
     private partial void LogStopped(string requestId, string reason);
