@@ -354,6 +354,18 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, IBackendPool
             });
         }
 
+        if (outcome == TicketOutcome.Failed)
+        {
+            // Only a shared queue fails a ticket that never ran: its store (Redis) came back empty and the ticket
+            // went with it. Nothing ran and the queue is back, so the client may send it again at once; reporting
+            // it as cancelled would blame a client that asked for nothing.
+            return EndFailed(request, new RequestFailure(
+                "queue_lost", "The queue lost this request before it got a slot (the Redis it waited in restarted empty); nothing ran, so send it again.")
+            {
+                RetryAfter = TimeSpan.FromSeconds(1),
+            });
+        }
+
         return EndCancelled(request);
     }
 
