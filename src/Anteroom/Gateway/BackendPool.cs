@@ -330,8 +330,9 @@ internal sealed class BackendHealthProbe(BackendPool pool, IOptions<AnteroomOpti
 /// Forgets ended requests once their replay window has passed, and callers whose rate limits and fair-share
 /// accounts hold nothing.
 /// </summary>
-internal sealed class RequestSweeper(
-    Requests.IRequestRegistry registry, Limits.IRateLimiter rates, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time) : BackgroundService
+internal sealed partial class RequestSweeper(
+    Requests.IRequestRegistry registry, Limits.IRateLimiter rates, IRequestQueue queue, IOptions<AnteroomOptions> options, TimeProvider time,
+    ILogger<RequestSweeper> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -339,9 +340,22 @@ internal sealed class RequestSweeper(
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Clamp(retain.TotalSeconds / 4, 1, 60)), time);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            await registry.SweepAsync(time.GetUtcNow() - retain);
-            await rates.SweepAsync();
-            await queue.ForgetIdleUsersAsync(stoppingToken);
+            try
+            {
+                await registry.SweepAsync(time.GetUtcNow() - retain);
+                await rates.SweepAsync();
+                await queue.ForgetIdleUsersAsync(stoppingToken);
+            }
+            catch (Exception exception) when (Shared.SharedState.ExplainsFailure(exception))
+            {
+                // Redis mode, with Redis out of reach: the next tick sweeps what this one could not. Letting it
+                // escape would stop the host, so an outage longer than a tick would take the replica down for good
+                // instead of its recovering by itself when Redis returns.
+                LogSweepSkipped(exception.Message);
+            }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sweep skipped: {Reason}")]
+    private partial void LogSweepSkipped(string reason);
 }

@@ -52,7 +52,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, IBackendPool
         {
             // Read the version before the place: a change after this read wakes the wait below.
             long version = queue.ChangeVersion;
-            if (await queue.GetPlaceAsync(ticket.Id) is { } place && IsWorthTelling(published, place))
+            if (await TryGetPlaceAsync(ticket.Id) is { } place && IsWorthTelling(published, place))
             {
                 published = place;
                 request.Events.Append(
@@ -63,6 +63,24 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, IBackendPool
         }
 
         return await dispatched;
+    }
+
+    /// <summary>
+    /// The ticket's place, or null when the queue cannot tell it now (Redis mode, with Redis away). The place is news
+    /// for the holder, not part of the wait: failing to read it must not end a request that may still get its slot,
+    /// so the last place told stands until the queue answers again.
+    /// </summary>
+    private async Task<WaitingPlace?> TryGetPlaceAsync(string id)
+    {
+        try
+        {
+            return await queue.GetPlaceAsync(id);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            LogPlaceUnknown(id, exception.Message);
+            return null;
+        }
     }
 
     /// <summary>Tell the holder when its position or the queue length moves, or the estimate shifts noticeably.</summary>
@@ -354,6 +372,18 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, IBackendPool
             });
         }
 
+        if (outcome == TicketOutcome.Failed)
+        {
+            // Only a shared queue fails a ticket that never ran: its store (Redis) came back empty and the ticket
+            // went with it. Nothing ran and the queue is back, so the client may send it again at once; reporting
+            // it as cancelled would blame a client that asked for nothing.
+            return EndFailed(request, new RequestFailure(
+                "queue_lost", "The queue lost this request before it got a slot (the Redis it waited in restarted empty); nothing ran, so send it again.")
+            {
+                RetryAfter = TimeSpan.FromSeconds(1),
+            });
+        }
+
         return EndCancelled(request);
     }
 
@@ -381,6 +411,9 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, IBackendPool
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Request {RequestId} failed inside Anteroom")]
     private partial void LogRunnerFailed(Exception exception, string requestId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Request {RequestId} waits on without a new place: {Reason}")]
+    private partial void LogPlaceUnknown(string requestId, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Request {RequestId} failed on {Backend} before its first token ({Failure}); trying again")]
     private partial void LogRetrying(string requestId, string backend, BackendFailure failure);
