@@ -74,6 +74,8 @@ public sealed class QueueSamplerTests
 
         public ValueTask<Dispatch> WaitForSlotAsync(Ticket ticket, CancellationToken cancellationToken = default) => inner.WaitForSlotAsync(ticket, cancellationToken);
 
+        public ValueTask<Ticket?> AdoptAsync(string id, CancellationToken cancellationToken = default) => inner.AdoptAsync(id, cancellationToken);
+
         public ValueTask<bool> CancelAsync(string id, CancellationToken cancellationToken = default) => inner.CancelAsync(id, cancellationToken);
 
         public ValueTask<WaitingPlace?> GetPlaceAsync(string id, CancellationToken cancellationToken = default) => inner.GetPlaceAsync(id, cancellationToken);
