@@ -27,6 +27,9 @@ internal static class RedisMode
             var connection = provider.GetRequiredService<IConnectionMultiplexer>();
             keys.XmlRepository = new RedisXmlRepository(() => connection.GetDatabase(), Key(redis, "protection-keys"));
         });
+        services.AddSingleton(redis);
+        // First of all hosted services: before the data protection's own, which creates a key when it finds none.
+        services.Insert(0, ServiceDescriptor.Singleton<IHostedService, ProtectionKeyAgreement>());
     }
 
     /// <summary>

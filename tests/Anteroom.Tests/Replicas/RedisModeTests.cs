@@ -65,6 +65,36 @@ public sealed class RedisModeTests(RedisFixture redis) : IClassFixture<RedisFixt
     }
 
     [Fact]
+    public async Task ThreeReplicaProcessesStartedTogether_AgreeOnOneCookieProtectionKey()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var ct = timeout.Token;
+        await using var simulator = await Anteroom.Simulator.SimulatedModelServer.StartAsync(TestGateway.FastSimulator());
+        string prefix = RedisFixture.NewPrefix();
+        var settings = new Dictionary<string, string?>(Settings(prefix));
+        foreach (var (key, value) in GatewayProcess.Backend(0, "gpu", simulator.BaseAddress, 1, "ollama", "llama3.1:8b"))
+        {
+            settings[key] = value;
+        }
+
+        var starting = Enumerable.Range(0, 3).Select(_ => GatewayProcess.StartAsync(settings)).ToList();
+        try
+        {
+            await Task.WhenAll(starting);
+        }
+        finally
+        {
+            foreach (var started in starting.Where(s => s.IsCompletedSuccessfully))
+            {
+                await (await started).DisposeAsync();
+            }
+        }
+
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration);
+        Assert.Equal(1, await connection.GetDatabase().ListLengthAsync($"{prefix}:protection-keys"));
+    }
+
+    [Fact]
     public async Task TwoReplicasOnOneRedis_RunNoMoreThanTheBackendsSlotsBetweenThem_AndShowTheSameQueue()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));

@@ -307,10 +307,8 @@ public sealed class ReplicaLoadTests(RedisFixture redis) : IClassFixture<RedisFi
         /// the replicas in turn; every replica knows them all, as the keys that protect them are in Redis.
         /// </summary>
         /// <remarks>
-        /// Replicas started together may each create a protection key, and one meeting a cookie protected by
-        /// another's key reloads its key ring from Redis, synchronously (ASP.NET Core's key ring is read that way).
-        /// Under a burst of two hundred requests those blocking reads starve the thread pool until Redis calls time
-        /// out, a problem of its own; so every replica reads every cookie once here, and checks it is the same user.
+        /// Every replica reads every cookie once here and must see the same user: the replicas, started together,
+        /// agreed on one protection key (see <c>ProtectionKeyAgreement</c>).
         /// </remarks>
         public async Task<string[]> SessionsAsync(int count, CancellationToken cancellationToken)
         {
