@@ -6,15 +6,6 @@ public sealed class CancellationTests
 {
     private static CancellationToken Within30Seconds() => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;
 
-    private static Simulator.SimulatorOptions SlowSimulator() => new()
-    {
-        Models = ["llama3.1:8b"],
-        Parallel = 1,
-        TtftMs = 1,
-        TokensPerSecond = 50,
-        OutputTokens = 2000,
-    };
-
     [Fact]
     public async Task ClientLeaving_WhileWaiting_RemovesItsTicketFromTheQueue()
     {
@@ -66,7 +57,7 @@ public sealed class CancellationTests
     public async Task ClientLeaving_WhileRunning_StopsTheBackendGeneration()
     {
         var ct = Within30Seconds();
-        await using var gateway = await TestGateway.StartAsync(new TestBackend("gpu", SlowSimulator()));
+        await using var gateway = await TestGateway.StartAsync(new TestBackend("gpu", TestGateway.SlowSimulator()));
         var simulator = gateway.Simulator("gpu");
         var stream = await SseStream.ChatAsync(gateway.Client("a"), new { message = "a long answer please" }, ct);
         await stream.ReadUntilAsync(ct, "token");
@@ -83,7 +74,7 @@ public sealed class CancellationTests
     public async Task Delete_WhileRunning_EndsWithCancelledEvent_AndStopsTheBackend()
     {
         var ct = Within30Seconds();
-        await using var gateway = await TestGateway.StartAsync(new TestBackend("gpu", SlowSimulator()));
+        await using var gateway = await TestGateway.StartAsync(new TestBackend("gpu", TestGateway.SlowSimulator()));
         var client = gateway.Client("a");
         using var stream = await SseStream.ChatAsync(client, new { message = "stop me" }, ct);
         await stream.ReadUntilAsync(ct, "token");

@@ -79,6 +79,16 @@ internal sealed class TestGateway : IAsyncDisposable
         OutputTokens = outputTokens,
     };
 
+    /// <summary>A backend slow enough (50 tokens/s, 2,000 tokens) that a request is still generating when a test acts on it.</summary>
+    public static SimulatorOptions SlowSimulator() => new()
+    {
+        Models = ["llama3.1:8b"],
+        Parallel = 1,
+        TtftMs = 1,
+        TokensPerSecond = 50,
+        OutputTokens = 2000,
+    };
+
     public static Task<TestGateway> StartAsync(params TestBackend[] backends) => StartAsync(backends, new Dictionary<string, string?>());
 
     /// <summary>

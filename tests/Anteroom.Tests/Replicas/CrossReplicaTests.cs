@@ -13,15 +13,6 @@ namespace Anteroom.Tests.Replicas;
 /// </summary>
 public sealed class CrossReplicaTests(RedisFixture redis) : IClassFixture<RedisFixture>
 {
-    private static Simulator.SimulatorOptions SlowSimulator() => new()
-    {
-        Models = ["llama3.1:8b"],
-        Parallel = 1,
-        TtftMs = 1,
-        TokensPerSecond = 50,
-        OutputTokens = 2000,
-    };
-
     [Fact]
     public async Task AStreamLeftOnOneReplica_ResumesOnAnotherWithLastEventId_WithContinuousIdsAndTheWholeAnswer()
     {
@@ -53,7 +44,7 @@ public sealed class CrossReplicaTests(RedisFixture redis) : IClassFixture<RedisF
     public async Task ACancelThroughOneReplica_StopsARequestRunningThroughAnother_UpstreamIncluded_WithinASecond()
     {
         var ct = Within(TimeSpan.FromSeconds(30));
-        var (first, second) = await TwoReplicasAsync(SlowSimulator());
+        var (first, second) = await TwoReplicasAsync(TestGateway.SlowSimulator());
         await using var _ = first;
         await using var __ = second;
         using var stream = await SseStream.ChatAsync(first.Client("a"), new { message = "a long answer please" }, ct);
