@@ -81,6 +81,17 @@ public sealed class ServerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Asks the program to stop, as a service manager does (<c>SIGTERM</c>), and returns its exit code once it has
+    /// exited; throws <see cref="TimeoutException"/> when it is still running after <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<int> TerminateAsync(TimeSpan timeout)
+    {
+        await RunAsync("kill", ["-TERM", Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await _process.WaitForExitAsync().WaitAsync(timeout);
+        return _process.ExitCode;
+    }
+
     /// <summary>Kills the program at once, as <c>kill -9</c> does, and waits for it to be gone.</summary>
     public async Task KillAsync()
     {

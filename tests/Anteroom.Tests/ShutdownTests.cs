@@ -48,12 +48,13 @@ public sealed class ShutdownTests
             }
 
             Assert.True(request.Ended.IsCompleted, "the host finished stopping before the running request had ended");
-            Assert.Equal("cancelled", (await request.Ended).Name);
+            // Stopped by the stop, not by anyone who asked: failed, and worth sending again.
+            Assert.Equal("error", (await request.Ended).Name);
 
             await using var store = SqliteStore.Open(DataDirectory.DatabasePath(directory), TimeProvider.System);
             var entries = await store.ReadRequestsAsync(DateTimeOffset.UnixEpoch, DateTimeOffset.UtcNow.AddHours(1), null, 10, ct);
             var entry = Assert.Single(entries, e => e.RequestId == request.Id);
-            Assert.Equal(("cancelled", "server_shutting_down"), (entry.Outcome, entry.Reason));
+            Assert.Equal(("failed", "server_shutting_down"), (entry.Outcome, entry.Reason));
         }
         finally
         {

@@ -138,6 +138,8 @@ internal sealed class TestGateway : IAsyncDisposable
             ["Anteroom:Queue:PositionUpdateMilliseconds"] = "0",
             // Every test browser comes from 127.0.0.1; tests of the per-address bound set their own.
             ["Anteroom:Auth:MaxSessionsPerAddress"] = "1000",
+            // Tests stop gateways with requests held on their simulators: stop them at once. A drain test sets its own.
+            ["Anteroom:Shutdown:DrainSeconds"] = "0",
         };
         for (int i = 0; i < backends.Count; i++)
         {

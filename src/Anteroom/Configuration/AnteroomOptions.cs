@@ -59,6 +59,16 @@ public sealed class AnteroomOptions
 
     /// <summary>Redis mode: the queue, slots, limits and events shared by several replicas.</summary>
     public RedisOptions Redis { get; set; } = new();
+
+    /// <summary>What a stop (SIGTERM, Ctrl+C) does to the requests in flight.</summary>
+    public ShutdownOptions Shutdown { get; set; } = new();
+}
+
+/// <summary>A graceful stop: new requests are refused, waiting ones told to retry, running ones given time to finish.</summary>
+public sealed class ShutdownOptions
+{
+    /// <summary>How long running requests may take to finish after a stop begins; those still running then are stopped.</summary>
+    public double DrainSeconds { get; set; } = 30;
 }
 
 /// <summary>Who may call, and how callers are told apart.</summary>

@@ -141,6 +141,11 @@ internal sealed class AnteroomOptionsValidator : IValidateOptions<AnteroomOption
             yield return problem;
         }
 
+        if (!(options.Shutdown.DrainSeconds >= 0 && options.Shutdown.DrainSeconds <= 3600))
+        {
+            yield return $"{root}:Shutdown:DrainSeconds must be between 0 and 3600 (got {options.Shutdown.DrainSeconds}).";
+        }
+
         foreach (var problem in AccessProblems(options))
         {
             yield return problem;

@@ -105,6 +105,7 @@ internal static partial class GatewayComposition
         services.AddSingleton<RequestAccessLog>();
         services.AddSingleton<Reception>();
         services.AddSingleton<RemoteRequests>();
+        services.AddSingleton<Draining>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<IRequestMetrics>(provider => provider.GetRequiredService<GatewayMetrics>());
         services.AddSingleton<DropInDesk>();
@@ -117,6 +118,10 @@ internal static partial class GatewayComposition
         services.AddHostedService<QueueSampler>();
         services.AddHostedService<RequestLogRetention>();
         services.AddHostedService<ConversationRetention>();
+        // A stop drains first: it acts before any service stops (see GatewayDrain), and the host waits for it.
+        services.AddHostedService<GatewayDrain>();
+        services.Configure<HostOptions>(host => host.ShutdownTimeout = GatewayDrain.ShutdownTimeout(
+            configuration.GetValue<double?>($"{AnteroomOptions.Section}:Shutdown:DrainSeconds") ?? new ShutdownOptions().DrainSeconds));
         // Last, so it stops first: shutdown waits here for the running requests to end and be recorded while every
         // other service (the request log, the backends' health) is still up.
         services.AddHostedService(provider => provider.GetRequiredService<RequestLife>());
@@ -173,12 +178,6 @@ internal static partial class GatewayComposition
         app.MapNativeApi();
         app.MapOpenAIApi();
         app.MapOllamaApi();
-
-        // A restart ends every live request cleanly: holders are told why, slots and backends are freed; RequestLife's
-        // stop then waits for their endings to be recorded. Waited for here because the stopping callbacks are
-        // synchronous and must have stopped the requests before the services stop.
-        var registry = app.Services.GetRequiredService<IRequestRegistry>();
-        app.Lifetime.ApplicationStopping.Register(() => registry.StopAllAsync("server_shutting_down").AsTask().GetAwaiter().GetResult());
 
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Anteroom");
         app.Lifetime.ApplicationStarted.Register(() =>

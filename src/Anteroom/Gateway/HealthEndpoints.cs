@@ -7,7 +7,7 @@ namespace Anteroom.Gateway;
 
 /// <summary>
 /// The probes load balancers and orchestrators ask, unauthenticated and cheap: <c>/healthz</c> (the process
-/// answers) and <c>/readyz</c> (it can serve: a healthy backend, and in Redis mode Redis reachable).
+/// answers) and <c>/readyz</c> (it can serve: not stopping, a healthy backend, and in Redis mode Redis reachable).
 /// </summary>
 internal static class HealthEndpoints
 {
@@ -21,9 +21,15 @@ internal static class HealthEndpoints
         app.MapMethods("/readyz", [HttpMethods.Get, HttpMethods.Head], ReadyAsync).WithAccess(Access.Public);
     }
 
-    private static async Task<IResult> ReadyAsync(HttpContext context, IRequestQueue queue, IServiceProvider services)
+    private static async Task<IResult> ReadyAsync(
+        HttpContext context, IRequestQueue queue, Requests.Draining draining, Requests.RequestLife life, IServiceProvider services)
     {
         var checks = new Dictionary<string, HealthCheck>(StringComparer.Ordinal);
+        if (draining.IsDraining)
+        {
+            checks["draining"] = new HealthCheck(false, $"stopping, {life.Running} requests still in flight");
+        }
+
         var redis = services.GetService<IConnectionMultiplexer>();
         if (redis is not null)
         {

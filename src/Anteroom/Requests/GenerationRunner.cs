@@ -348,7 +348,13 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, IBackendPool
         return new RequestEvent.Error(failure.Code, failure.Message, retryAfterMs);
     }
 
-    private static RequestEnding EndCancelled(LiveRequest request) => new RequestEvent.Cancelled(request.StopReason);
+    /// <summary>
+    /// A stopped request: cancelled, as its client or an operator asked, or — stopped because the gateway is
+    /// stopping — failed, with when to send it again, since nobody asked for it to end.
+    /// </summary>
+    private static RequestEnding EndCancelled(LiveRequest request) => request.StopReason == Draining.Reason
+        ? EndFailed(request, Draining.Failure)
+        : new RequestEvent.Cancelled(request.StopReason);
 
     private RequestEnding EndCompleted(LiveRequest request, SlotLease lease, string finishReason, GenerationUsage usage)
     {

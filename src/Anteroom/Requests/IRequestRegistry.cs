@@ -50,6 +50,9 @@ internal interface IRequestRegistry
     /// <summary>Stops every request that has not ended, telling its holders why.</summary>
     ValueTask StopAllAsync(string reason);
 
+    /// <summary>Stops every request of this replica still waiting for a slot, telling its holders why.</summary>
+    ValueTask StopWaitingAsync(string reason);
+
     /// <summary>Forgets requests that ended before <paramref name="endedBefore"/>; returns how many.</summary>
     ValueTask<int> SweepAsync(DateTimeOffset endedBefore);
 }

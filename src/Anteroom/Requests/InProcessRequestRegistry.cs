@@ -50,6 +50,20 @@ internal sealed class InProcessRequestRegistry : IRequestRegistry
     }
 
     /// <inheritdoc />
+    public ValueTask StopWaitingAsync(string reason)
+    {
+        foreach (var request in _requests.Values)
+        {
+            if (request.EndedAt is null && request.Ticket.State == Scheduling.TicketState.Waiting)
+            {
+                request.Stop(reason);
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
     public ValueTask<int> SweepAsync(DateTimeOffset endedBefore)
     {
         int removed = 0;

@@ -13,7 +13,7 @@ internal sealed record RequestFailure(string Code, string Message, bool RelayedT
     /// <summary>The status an API answers with when it can still choose one.</summary>
     public int HttpStatus => Code switch
     {
-        "timeout" or "queue_lost" => StatusCodes.Status503ServiceUnavailable,
+        "timeout" or "queue_lost" or Draining.Reason => StatusCodes.Status503ServiceUnavailable,
         "backend_error" or "answer_too_large" => StatusCodes.Status502BadGateway,
         _ => StatusCodes.Status500InternalServerError,
     };

@@ -20,6 +20,7 @@ internal sealed class Reception(
     IEventLogFactory eventLogs,
     RequestLife life,
     IRequestQueue queue,
+    Draining draining,
     IOptions<AnteroomOptions> options,
     TimeProvider time)
 {
@@ -38,6 +39,12 @@ internal sealed class Reception(
     public async ValueTask<Reply> AdmitAsync(Arrival ask)
     {
         string id = IRequestRegistry.NewId();
+        if (draining.IsDraining)
+        {
+            settlement.Refused(id, ask, Draining.Refusal);
+            return new Reply(null, null, Draining.Refusal, null);
+        }
+
         var admitted = await policy.AdmitAsync(id, ask);
         if (admitted.Ticket is not { } ticket)
         {
@@ -70,7 +77,7 @@ internal sealed class Reception(
     /// </summary>
     public async ValueTask<(LiveRequest Request, LiveRequest.Attachment Hold)?> AdoptAsync(SharedRequest shared, Caller owner)
     {
-        if (shared.Adoption is not { } adoption || !string.Equals(owner.Owner, shared.Owner, StringComparison.Ordinal)
+        if (draining.IsDraining || shared.Adoption is not { } adoption || !string.Equals(owner.Owner, shared.Owner, StringComparison.Ordinal)
             || await queue.AdoptAsync(shared.Id) is not { } ticket)
         {
             return null;

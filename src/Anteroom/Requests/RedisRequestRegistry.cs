@@ -191,6 +191,9 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
     public ValueTask StopAllAsync(string reason) => _local.StopAllAsync(reason);
 
     /// <inheritdoc />
+    public ValueTask StopWaitingAsync(string reason) => _local.StopWaitingAsync(reason);
+
+    /// <inheritdoc />
     public ValueTask<int> SweepAsync(DateTimeOffset endedBefore) => _local.SweepAsync(endedBefore);
 
     public async ValueTask DisposeAsync()

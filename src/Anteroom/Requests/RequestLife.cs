@@ -29,28 +29,45 @@ internal sealed partial class RequestLife(
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>
+    /// Completes with true once no admitted request is left to end and settle, or with false when
+    /// <paramref name="cancellationToken"/> is cancelled first. For a gateway that admits nothing new any more.
+    /// </summary>
+    public async Task<bool> WhenIdleAsync(CancellationToken cancellationToken)
+    {
+        // One signal for every caller. The compare-exchange is a full fence before the count is read: a run that
+        // ends after this read sees the signal to give.
+        var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var drained = Interlocked.CompareExchange(ref _drained, fresh, null) ?? fresh;
+        if (Running == 0)
+        {
+            return true;
+        }
+
+        try
+        {
+            await drained.Task.WaitAsync(cancellationToken);
+            return true;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
     /// Waits for every running request to end and be settled, bounded by the host's shutdown timeout (through
     /// <paramref name="cancellationToken"/>). The requests were stopped when the application began stopping, so
     /// this is the short wait for their endings to be recorded, not for their answers to finish.
     /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        // One signal for every caller (a host may be stopped more than once). The compare-exchange is a full fence
-        // before the count is read: a run that ends after this read sees the signal to give.
-        var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var drained = Interlocked.CompareExchange(ref _drained, fresh, null) ?? fresh;
         int running = Running;
-        if (running == 0)
+        if (running > 0)
         {
-            return;
+            LogWaiting(running);
         }
 
-        LogWaiting(running);
-        try
-        {
-            await drained.Task.WaitAsync(cancellationToken);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        if (!await WhenIdleAsync(cancellationToken))
         {
             LogGaveUp(Running);
         }

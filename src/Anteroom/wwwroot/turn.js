@@ -424,7 +424,6 @@ export class Turn {
         const why = {
           cancelled_by_user: 'Stopped.',
           client_disconnected: 'Stopped: the connection was lost for too long.',
-          server_shutting_down: 'Stopped: Anteroom was shutting down.',
         }[detail.reason] ?? `Stopped (${String(detail.reason ?? 'no reason given').replaceAll('_', ' ')}).`;
         return this.text ? `${why} The answer so far is kept.` : why;
       }

@@ -74,6 +74,9 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
         return client;
     }
 
+    /// <summary>Stops it with SIGTERM, as a service manager does, and returns its exit code.</summary>
+    public Task<int> TerminateAsync(TimeSpan timeout) => _process.TerminateAsync(timeout);
+
     /// <summary>Kills it with -9: no drain, no goodbye, as a crashed replica.</summary>
     public Task KillAsync() => _process.KillAsync();
 
