@@ -27,7 +27,12 @@ internal sealed partial class GatewayDrain(
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         draining.Begin();
-        LogDraining(life.Running, _drain.TotalSeconds);
+        if (life.Running > 0)
+        {
+            // Only a stop that has something to wait for says so: an idle stop is the host's own one line.
+            LogDraining(life.Running, _drain.TotalSeconds);
+        }
+
         await registry.StopWaitingAsync(Draining.Reason);
         using var deadline = new CancellationTokenSource(_drain, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
