@@ -64,7 +64,8 @@ internal static class SimulatorArguments
                     Required(flag, value);
                     break;
                 default:
-                    throw new ArgumentException($"Unknown flag '{args[i]}'.");
+                    // The flag, not what followed it: Read has already taken that as its value.
+                    throw new ArgumentException(flag.StartsWith("--", StringComparison.Ordinal) ? $"Unknown flag '{flag}'." : $"Unexpected argument '{flag}'.");
             }
         }
 

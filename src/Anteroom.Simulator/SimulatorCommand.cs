@@ -50,7 +50,7 @@ public static class SimulatorCommand
         catch (ArgumentException exception)
         {
             await error.WriteLineAsync($"anteroom simulate: {exception.Message}");
-            await error.WriteLineAsync(Usage);
+            await error.WriteLineAsync("Run 'anteroom simulate --help' for its flags.");
             return 2;
         }
 

@@ -18,6 +18,19 @@ public sealed class SimulatorCommandTests
     }
 
     [Fact]
+    public async Task Run_UnknownFlagWithAValue_NamesTheFlag_OnOneLine_WithAHintToAskForHelp()
+    {
+        var error = new StringWriter();
+
+        var exit = await SimulatorCommand.RunAsync(["--parallel", "2", "--colour", "blue"], new StringWriter(), error, CancellationToken.None);
+
+        Assert.Equal(2, exit);
+        Assert.Equal(
+            ["anteroom simulate: Unknown flag '--colour'.", "Run 'anteroom simulate --help' for its flags."],
+            error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    }
+
+    [Fact]
     public async Task Run_BadUrls_ExitsWith2()
     {
         var error = new StringWriter();

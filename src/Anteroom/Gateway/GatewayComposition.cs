@@ -20,7 +20,8 @@ namespace Anteroom.Gateway;
 /// <summary>Wires the gateway: configuration, the scheduler, backends, requests and endpoints.</summary>
 internal static partial class GatewayComposition
 {
-    private const string DefaultUrl = "http://127.0.0.1:8080";
+    /// <summary>Where the gateway listens unless <c>--urls</c> (or <c>ASPNETCORE_URLS</c>) says otherwise.</summary>
+    internal const string DefaultUrl = "http://127.0.0.1:8080";
 
     /// <summary>Registers the gateway's services; starts the embedded simulator when no backend is configured.</summary>
     public static void AddAnteroom(this WebApplicationBuilder builder)
@@ -31,42 +32,7 @@ internal static partial class GatewayComposition
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
-        if (!configuration.GetSection($"{AnteroomOptions.Section}:Backends").GetChildren().Any())
-        {
-            var simulator = EmbeddedSimulator.OnFreeLoopbackPort();
-            var simulatorOptions = simulator.Options;
-            var settings = new Dictionary<string, string?>
-            {
-                [$"{AnteroomOptions.Section}:Backends:0:Name"] = EmbeddedSimulator.BackendName,
-                [$"{AnteroomOptions.Section}:Backends:0:Url"] = simulator.Address.ToString(),
-                [$"{AnteroomOptions.Section}:Backends:0:Protocol"] = "ollama",
-                [$"{AnteroomOptions.Section}:Backends:0:Slots"] = simulatorOptions.Parallel.ToString(CultureInfo.InvariantCulture),
-            };
-            // Start the estimates where the simulator really is, so the first positions already carry honest
-            // waits; an operator's own Estimates settings still win.
-            void Assume(string name, double value)
-            {
-                string key = $"{AnteroomOptions.Section}:Estimates:{name}";
-                if (string.IsNullOrEmpty(configuration[key]))
-                {
-                    settings[key] = value.ToString(CultureInfo.InvariantCulture);
-                }
-            }
-
-            Assume("TimeToFirstTokenMs", simulatorOptions.TtftMs);
-            Assume("TokensPerSecond", simulatorOptions.TokensPerSecond);
-            Assume("OutputTokens", simulatorOptions.OutputTokens);
-
-            for (int i = 0; i < simulatorOptions.Models.Count; i++)
-            {
-                settings[$"{AnteroomOptions.Section}:Backends:0:Models:{i}"] = simulatorOptions.Models[i];
-            }
-
-            configuration.AddInMemoryCollection(settings);
-            // First among the hosted services: it must answer before the health probe asks.
-            builder.Services.AddSingleton(simulator);
-            builder.Services.AddHostedService(provider => provider.GetRequiredService<EmbeddedSimulator>());
-        }
+        builder.AddEmbeddedSimulatorWithoutBackends();
 
         var services = builder.Services;
         var bodyLimit = configuration.GetValue<long?>($"{AnteroomOptions.Section}:MaxRequestBodyBytes") ?? new AnteroomOptions().MaxRequestBodyBytes;
@@ -197,6 +163,53 @@ internal static partial class GatewayComposition
                 LogSimulated(log, simulator.Address.ToString());
             }
         });
+    }
+
+    /// <summary>
+    /// With no backend configured, configures the embedded simulator as the only backend (started with the host). The
+    /// configuration then names it, so it is validated as any backend is; a second call finds it and does nothing.
+    /// </summary>
+    public static void AddEmbeddedSimulatorWithoutBackends(this WebApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        if (configuration.GetSection($"{AnteroomOptions.Section}:Backends").GetChildren().Any())
+        {
+            return;
+        }
+
+        var simulator = EmbeddedSimulator.OnFreeLoopbackPort();
+        var simulatorOptions = simulator.Options;
+        var settings = new Dictionary<string, string?>
+        {
+            [$"{AnteroomOptions.Section}:Backends:0:Name"] = EmbeddedSimulator.BackendName,
+            [$"{AnteroomOptions.Section}:Backends:0:Url"] = simulator.Address.ToString(),
+            [$"{AnteroomOptions.Section}:Backends:0:Protocol"] = "ollama",
+            [$"{AnteroomOptions.Section}:Backends:0:Slots"] = simulatorOptions.Parallel.ToString(CultureInfo.InvariantCulture),
+        };
+        // Start the estimates where the simulator really is, so the first positions already carry honest
+        // waits; an operator's own Estimates settings still win.
+        void Assume(string name, double value)
+        {
+            string key = $"{AnteroomOptions.Section}:Estimates:{name}";
+            if (string.IsNullOrEmpty(configuration[key]))
+            {
+                settings[key] = value.ToString(CultureInfo.InvariantCulture);
+            }
+        }
+
+        Assume("TimeToFirstTokenMs", simulatorOptions.TtftMs);
+        Assume("TokensPerSecond", simulatorOptions.TokensPerSecond);
+        Assume("OutputTokens", simulatorOptions.OutputTokens);
+
+        for (int i = 0; i < simulatorOptions.Models.Count; i++)
+        {
+            settings[$"{AnteroomOptions.Section}:Backends:0:Models:{i}"] = simulatorOptions.Models[i];
+        }
+
+        configuration.AddInMemoryCollection(settings);
+        // First among the hosted services: it must answer before the health probe asks.
+        builder.Services.AddSingleton(simulator);
+        builder.Services.AddHostedService(provider => provider.GetRequiredService<EmbeddedSimulator>());
     }
 
     /// <summary>

@@ -24,16 +24,26 @@ internal static class KeysCommand
         limited and queued apart.
         """;
 
+    private static readonly string[] CreateFlags = ["user", "tier", "expires", "admin", "can-act-for-users"];
+
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, TimeProvider? time = null)
     {
         time ??= TimeProvider.System;
-        if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+        if (args is ["help", ..] || args.Any(arg => arg is "--help" or "-h"))
         {
             await output.WriteLineAsync(Usage);
-            return args.Length == 0 ? 2 : 0;
+            return 0;
         }
 
-        var (flags, positional, settings) = Split(args[1..]);
+        var (flags, positional, settings) = Split(args.Length > 0 ? args[1..] : []);
+        // Told before the store is opened, so a mistyped command leaves no database behind.
+        if (Misuse(args.FirstOrDefault(), flags, positional) is { } misuse)
+        {
+            await error.WriteLineAsync($"anteroom keys: {misuse}");
+            await error.WriteLineAsync("Run 'anteroom keys --help' for usage.");
+            return 2;
+        }
+
         var options = Configure(settings);
         IStore store;
         try
@@ -53,10 +63,10 @@ internal static class KeysCommand
         switch (args[0])
         {
             case "create":
-                return await CreateAsync(store, options, flags, positional, output, error, time);
+                return await CreateAsync(store, options, flags, output, error, time);
             case "list":
                 return await ListAsync(store, output, time);
-            case "revoke" when positional.Count == 1:
+            default:
                 if (await store.RevokeKeyAsync(positional[0], time.GetUtcNow()))
                 {
                     await output.WriteLineAsync($"Revoked key {positional[0]}.");
@@ -65,31 +75,30 @@ internal static class KeysCommand
 
                 await error.WriteLineAsync($"No unrevoked key '{positional[0]}' (see 'anteroom keys list').");
                 return 1;
-            default:
-                await error.WriteLineAsync($"Unknown or incomplete keys command.\n\n{Usage}");
-                return 2;
         }
     }
 
-    private static async Task<int> CreateAsync(
-        IKeyStore store, AnteroomOptions options, Dictionary<string, string?> flags, List<string> positional, TextWriter output, TextWriter error, TimeProvider time)
+    /// <summary>What is wrong with the command line itself (an unknown command or flag, a missing value), or null.</summary>
+    private static string? Misuse(string? command, Dictionary<string, string?> flags, List<string> positional)
     {
-        var unknown = flags.Keys.Except(["user", "tier", "expires", "admin", "can-act-for-users"]).ToList();
-        if (unknown.Count > 0 || positional.Count > 0)
+        string[] known = command == "create" ? CreateFlags : [];
+        int arguments = command == "revoke" ? 1 : 0;
+        return command switch
         {
-            await error.WriteLineAsync($"Unknown argument '{(unknown.Count > 0 ? "--" + unknown[0] : positional[0])}'.\n\n{Usage}");
-            return 2;
-        }
+            null => "which command? create, list or revoke.",
+            not ("create" or "list" or "revoke") => $"unknown command '{command}'.",
+            _ when flags.Keys.FirstOrDefault(flag => !known.Contains(flag)) is { } unknown => $"unknown flag '--{unknown}' for '{command}'.",
+            _ when ((string[])["user", "tier"]).FirstOrDefault(name => flags.TryGetValue(name, out var value) && value is null) is { } bare =>
+                $"--{bare} needs a value.",
+            _ when positional.Count < arguments => "revoke needs the KEY_ID to revoke (see 'anteroom keys list').",
+            _ when positional.Skip(arguments).FirstOrDefault() is { } extra => $"unexpected argument '{extra}'.",
+            _ => null,
+        };
+    }
 
-        foreach (string name in (string[])["user", "tier"])
-        {
-            if (flags.TryGetValue(name, out var value) && value is null)
-            {
-                await error.WriteLineAsync($"--{name} needs a value.\n\n{Usage}");
-                return 2;
-            }
-        }
-
+    private static async Task<int> CreateAsync(
+        IKeyStore store, AnteroomOptions options, Dictionary<string, string?> flags, TextWriter output, TextWriter error, TimeProvider time)
+    {
         TimeSpan? expiresIn = null;
         if (flags.TryGetValue("expires", out var expires))
         {

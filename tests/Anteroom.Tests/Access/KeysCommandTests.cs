@@ -113,7 +113,7 @@ public sealed class KeysCommandTests : IDisposable
     [InlineData(new[] { "--user", "alice", "--expires", "0d" }, "--expires must be a duration such as 30d")]
     [InlineData(new[] { "--user", "alice", "--expires", "-3h" }, "--expires must be a duration such as 30d")]
     [InlineData(new[] { "--user", "alice", "--expires" }, "--expires must be a duration such as 30d")]
-    [InlineData(new[] { "--user", "alice", "--colour", "blue" }, "Unknown argument '--colour'")]
+    [InlineData(new[] { "--user", "alice", "--colour", "blue" }, "unknown flag '--colour' for 'create'")]
     public async Task Create_WithBadInput_FailsWithAClearMessage_AndStoresNothing(string[] arguments, string message)
     {
         var (exit, output, error) = await RunAsync(["create", .. arguments]);
@@ -142,14 +142,14 @@ public sealed class KeysCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task UnknownCommand_OrRevokeWithoutAnId_ExitsTwoWithUsage()
+    public async Task UnknownCommand_OrRevokeWithoutAnId_ExitsTwo_NamingTheMistake_WithAHintToAskForHelp()
     {
         var (unknownExit, _, unknownError) = await RunAsync("rotate");
         var (bareExit, _, bareError) = await RunAsync("revoke");
 
         Assert.Equal((2, 2), (unknownExit, bareExit));
-        Assert.Contains("Usage:", unknownError);
-        Assert.Contains("Usage:", bareError);
+        Assert.Equal(["anteroom keys: unknown command 'rotate'.", "Run 'anteroom keys --help' for usage."], Lines(unknownError));
+        Assert.Equal(["anteroom keys: revoke needs the KEY_ID to revoke (see 'anteroom keys list').", "Run 'anteroom keys --help' for usage."], Lines(bareError));
     }
 
     private static string Single(string output) => Assert.Single(Lines(output));
