@@ -38,6 +38,8 @@ internal sealed class LiveRequest : IFollowedRequest
     private readonly TimeProvider _time;
     private int _attached;
     private ITimer? _graceTimer;
+    // Counts the graces started, so a grace that ran out is told apart from a newer one.
+    private int _graces;
     private string? _stopReason;
     private RequestEnding? _ending;
 
@@ -198,11 +200,18 @@ internal sealed class LiveRequest : IFollowedRequest
         Stop("client_disconnected");
     }
 
-    private void StartGraceLocked() =>
-        _graceTimer = _time.CreateTimer(static state => _ = ((LiveRequest)state!).GraceEndedAsync(), this, ReconnectGrace, Timeout.InfiniteTimeSpan);
+    private void StartGraceLocked()
+    {
+        int grace = ++_graces;
+        _graceTimer = _time.CreateTimer(
+            state => _ = ((LiveRequest)state!).GraceEndedAsync(grace), this, ReconnectGrace, Timeout.InfiniteTimeSpan);
+    }
 
-    /// <summary>No client of this replica came back in time: stops the request unless a reader follows it from elsewhere.</summary>
-    private async Task GraceEndedAsync()
+    /// <summary>
+    /// No client of this replica came back in time: stops the request unless a reader follows it from elsewhere, or
+    /// a newer grace started while the readers were counted.
+    /// </summary>
+    private async Task GraceEndedAsync(int grace)
     {
         int followers;
         try
@@ -217,7 +226,7 @@ internal sealed class LiveRequest : IFollowedRequest
 
         lock (_gate)
         {
-            if (_attached > 0 || _ended.Task.IsCompleted)
+            if (_attached > 0 || _ended.Task.IsCompleted || grace != _graces)
             {
                 return;
             }

@@ -83,8 +83,26 @@ internal sealed class Reception(
             return null;
         }
 
+        IEventLog? log;
+        try
+        {
+            log = await eventLogs.TakeOverAsync(shared.Id, _maxBufferedBytes);
+        }
+        catch
+        {
+            // The ticket is held here now: without a request to run it, it must not keep its place (or a slot).
+            await queue.CancelAsync(shared.Id);
+            throw;
+        }
+
+        if (log is null)
+        {
+            // Its log ended or expired meanwhile: there is nobody left to tell, so nothing to run.
+            await queue.CancelAsync(shared.Id);
+            return null;
+        }
+
         var arrival = adoption.ToArrival(owner);
-        var log = await eventLogs.TakeOverAsync(shared.Id, _maxBufferedBytes) ?? eventLogs.Create(shared.Id, _maxBufferedBytes);
         var request = new LiveRequest(ticket, arrival, time, log);
         var hold = request.Attach();
         await registry.AddAsync(request);

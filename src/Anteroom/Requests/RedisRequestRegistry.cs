@@ -41,13 +41,17 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
         return 1
         """;
 
-    /// <summary>KEYS: record, owner's set. ARGV: fields and values..., expiry (ms). Updates a record still kept.</summary>
+    /// <summary>
+    /// KEYS: record. ARGV: the replica ending it, fields and values..., expiry (ms). Updates a record still kept, and
+    /// only from the replica that runs the request: one that was taken for dead and had its request taken over
+    /// must not end it for everyone.
+    /// </summary>
     private const string EndScript = """
-        if redis.call('EXISTS', KEYS[1]) == 0 then
+        if redis.call('HGET', KEYS[1], 'r') ~= ARGV[1] then
           return 0
         end
         local n = #ARGV
-        redis.call('HSET', KEYS[1], unpack(ARGV, 1, n - 1))
+        redis.call('HSET', KEYS[1], unpack(ARGV, 2, n - 1))
         redis.call('PEXPIRE', KEYS[1], ARGV[n])
         return 1
         """;
@@ -212,6 +216,10 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
 
     private RedisKey RecordKey(string id) => $"{_prefix}:rq:{id}";
 
+    /// <summary>Whether <paramref name="id"/> has the shape <see cref="IRequestRegistry.NewId"/> gives.</summary>
+    private static bool IsRequestId(string id) =>
+        id.Length == 34 && id.StartsWith("req_", StringComparison.Ordinal) && !id.AsSpan(4).ContainsAnyExcept("0123456789abcdef");
+
     private RedisKey OwnerKey(string owner) => $"{_prefix}:rq:by:{owner}";
 
     private string LifePrefix => $"{_prefix}:rq:live:";
@@ -220,6 +228,12 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
 
     private async Task<SharedRequest?> ReadAsync(string id)
     {
+        // Only a request id names a record: anything else (another key under the prefix) is no request.
+        if (!IsRequestId(id))
+        {
+            return null;
+        }
+
         var result = (RedisResult[])(await SharedState.CallAsync(_redis, () => Database.ScriptEvaluateAsync(FindScript, [RecordKey(id)], [LifePrefix])))!;
         if ((long)result[0] == 0 && result.Length == 1)
         {
@@ -262,7 +276,7 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
                 EndScript,
                 [RecordKey(request.Id)],
                 [
-                    "s", SharedEnding.StateOf(ticket), "e", (request.EndedAt ?? _time.GetUtcNow()).ToUnixTimeMilliseconds(),
+                    Replica, "s", SharedEnding.StateOf(ticket), "e", (request.EndedAt ?? _time.GetUtcNow()).ToUnixTimeMilliseconds(),
                     "b", ticket.Backend ?? "", "n", ticket.Attempts, "w", GenerationRunner.Milliseconds(waitedUntil - ticket.ArrivedAt),
                     "l", window.LastId, Math.Max(1, (long)_retain.TotalMilliseconds),
                 ],

@@ -78,6 +78,43 @@ public sealed class RedisRequestRegistryTests(RedisFixture redis) : IClassFixtur
     }
 
     [Fact]
+    public async Task AReplicaWhoseRequestWasTakenOver_CannotEndItForEveryoneElse()
+    {
+        var stalled = Registry("a");
+        var adopter = Registry("b");
+        var other = Registry("c");
+        var alice = User("alice");
+        await _queue.AdmitAsync(new TicketRequest { Id = IRequestRegistry.NewId(), Owner = "user:bob", Model = "m" });
+        var request = await AddAsync(stalled, alice, grace: TimeSpan.FromSeconds(30));
+        // Taken over: the adopter records the same request as its own.
+        var taken = new LiveRequest(request.Ticket, request.Arrival, _time);
+        await adopter.AddAsync(taken);
+        await _queue.CancelAsync(request.Id);
+        request.End(new RequestEvent.Cancelled("cancelled"));
+        request.Publish();
+        // Written behind the stalled replica's ending, on the same connection: read after it.
+        await redis.Connection.GetDatabase().PingAsync();
+        await Task.Yield();
+
+        var found = await other.FindElsewhereAsync(request.Id, alice);
+
+        Assert.Equal("b", found!.Replica);
+        Assert.Null(found.Ending);
+    }
+
+    [Theory]
+    [InlineData("by:user:alice")]
+    [InlineData("live:a")]
+    [InlineData("req_NOTHEX00000000000000000000000000")]
+    public async Task AnIdThatIsNoRequestId_IsFoundByNobody_WhateverKeyItWouldName(string id)
+    {
+        var here = Registry("a");
+        await AddAsync(here, User("alice"), TimeSpan.Zero);
+
+        Assert.Null(await Registry("b").FindElsewhereAsync(id, User("root", admin: true)));
+    }
+
+    [Fact]
     public async Task AStopAskedOfAnotherReplica_StopsTheRequestWhereItRuns_WithTheReasonGiven()
     {
         var here = Registry("a");
