@@ -62,7 +62,7 @@ internal static partial class NativeEndpoints
     }
 
     private static async Task<IResult> StatusAsync(
-        HttpContext context, string id, IRequestRegistry registry, IRequestQueue queue, IEventLogFactory logs, TimeProvider time)
+        HttpContext context, string id, IRequestRegistry registry, IRequestQueue queue, IEventLogFactory logs, RemoteRequests remote, TimeProvider time)
     {
         var caller = context.Caller();
         if (await registry.FindAsync(id, caller, context.RequestAborted) is { } request)
@@ -71,15 +71,16 @@ internal static partial class NativeEndpoints
         }
 
         return await registry.FindElsewhereAsync(id, caller, context.RequestAborted) is { } shared
-            ? Results.Json(await StatusOfAsync(shared, queue, logs, time, context.RequestAborted), NativeJson.Default.RequestStatus)
+            ? Results.Json(await StatusOfAsync(shared, queue, logs, remote, time, context.RequestAborted), NativeJson.Default.RequestStatus)
             : NotFound(id);
     }
 
-    private static async Task<IResult> MineAsync(HttpContext context, IRequestRegistry registry, IRequestQueue queue, IEventLogFactory logs, TimeProvider time)
+    private static async Task<IResult> MineAsync(
+        HttpContext context, IRequestRegistry registry, IRequestQueue queue, IEventLogFactory logs, RemoteRequests remote, TimeProvider time)
     {
         string owner = context.Caller().Owner;
         var here = await Task.WhenAll((await registry.OwnedByAsync(owner, context.RequestAborted)).Select(r => StatusOfAsync(r, queue, time, context.RequestAborted)));
-        var elsewhere = await Task.WhenAll((await registry.OwnedElsewhereAsync(owner, context.RequestAborted)).Select(r => StatusOfAsync(r, queue, logs, time, context.RequestAborted)));
+        var elsewhere = await Task.WhenAll((await registry.OwnedElsewhereAsync(owner, context.RequestAborted)).Select(r => StatusOfAsync(r, queue, logs, remote, time, context.RequestAborted)));
         return Results.Json(new RequestList([.. here.Concat(elsewhere).OrderByDescending(r => r.CreatedAt)]), NativeJson.Default.RequestList);
     }
 
@@ -127,8 +128,14 @@ internal static partial class NativeEndpoints
     /// shared queue now.
     /// </summary>
     private static async Task<RequestStatus> StatusOfAsync(
-        SharedRequest request, IRequestQueue queue, IEventLogFactory logs, TimeProvider time, CancellationToken cancellationToken)
+        SharedRequest request, IRequestQueue queue, IEventLogFactory logs, RemoteRequests remote, TimeProvider time, CancellationToken cancellationToken)
     {
+        // Lost with its replica: say so (and end its log), rather than "running" until its record expires.
+        if (await remote.IsLostAsync(request, cancellationToken))
+        {
+            request = request with { Ending = new SharedEnding("failed", time.GetUtcNow(), null, 0, 0, 0) };
+        }
+
         var lastEventId = await logs.OpenAsync(request.Id, cancellationToken) is { } log ? (await log.GetWindowAsync(cancellationToken)).LastId : 0;
         if (request.Ending is { } ending)
         {
@@ -167,6 +174,11 @@ internal static partial class NativeEndpoints
             if (await registry.FindElsewhereAsync(id, caller, context.RequestAborted) is not { } shared)
             {
                 return NotFound(id);
+            }
+
+            if (await remote.IsLostAsync(shared, context.RequestAborted))
+            {
+                return Error(StatusCodes.Status409Conflict, "already_ended", $"Request '{id}' has already ended (failed: its replica stopped).");
             }
 
             if (shared.Ending is { } ending)

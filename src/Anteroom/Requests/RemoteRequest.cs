@@ -112,6 +112,21 @@ internal sealed class RemoteRequests(IRequestRegistry registry, IEventLogFactory
         return await logs.OpenAsync(shared.Id, cancellationToken) is { } log ? (new RemoteRequest(shared, log, this, caller), null) : null;
     }
 
+    /// <summary>
+    /// Whether <paramref name="shared"/> was lost with its replica: the replica is gone, nothing recorded its end,
+    /// and its ticket has left the queue. Its log is then ended with <see cref="ReplicaLost"/>, if not already.
+    /// </summary>
+    public async ValueTask<bool> IsLostAsync(SharedRequest shared, CancellationToken cancellationToken)
+    {
+        if (shared.ReplicaAlive || shared.Ending is not null || await IsQueuedAsync(shared.Id, cancellationToken))
+        {
+            return false;
+        }
+
+        await logs.CloseAbandonedAsync(shared.Id, Lost, cancellationToken);
+        return true;
+    }
+
     /// <summary>Whether the request's ticket still waits or runs in the queue.</summary>
     public async ValueTask<bool> IsQueuedAsync(string id, CancellationToken cancellationToken) =>
         await queue.GetPlaceAsync(id, cancellationToken) is not null ||

@@ -114,6 +114,13 @@ public sealed class ReplicaDeathTests(RedisFixture redis) : IClassFixture<RedisF
             Assert.Single(rest, e => e.Type is "done" or "error" or "cancelled");
         }
 
+        // Their status, through any replica, says they failed, not that they still run.
+        foreach (var (cookie, stream, _) in running)
+        {
+            using var status = System.Text.Json.JsonDocument.Parse(await third.Client(cookie).GetStringAsync($"queue/requests/{stream.RequestId}", ct));
+            Assert.Equal("failed", status.RootElement.GetProperty("state").GetString());
+        }
+
         // Every request ran on the model server at most twice at once, and the ones the dead replica left were stopped.
         Assert.True(simulator.Stats.PeakActive <= 2, simulator.Stats.ToString());
         await simulator.WaitUntilAsync(s => s.Active == 0, ct);
