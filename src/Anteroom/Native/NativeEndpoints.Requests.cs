@@ -109,7 +109,7 @@ internal static partial class NativeEndpoints
         var waitedUntil = ticket.FirstDispatchedAt ?? ticket.EndedAt ?? time.GetUtcNow();
         return new RequestStatus(
             ticket.Id,
-            StateName(ticket),
+            SharedEnding.StateOf(ticket),
             ticket.Model,
             ticket.Backend,
             place?.Position,
@@ -193,7 +193,7 @@ internal static partial class NativeEndpoints
 
         if (request.EndedAt is not null)
         {
-            return Error(StatusCodes.Status409Conflict, "already_ended", $"Request '{id}' has already ended ({StateName(request.Ticket)}).");
+            return Error(StatusCodes.Status409Conflict, "already_ended", $"Request '{id}' has already ended ({SharedEnding.StateOf(request.Ticket)}).");
         }
 
         request.Stop("cancelled_by_user");

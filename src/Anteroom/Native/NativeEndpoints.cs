@@ -381,8 +381,6 @@ internal static partial class NativeEndpoints
         return RetryAfterResult.Wrap(Error(denial.Status, denial.Code, denial.Message, denial.Field, retryMs), denial.RetryAfter);
     }
 
-    private static string StateName(Ticket ticket) => SharedEnding.StateOf(ticket);
-
     private static IResult NotFound(string id) =>
         Error(StatusCodes.Status404NotFound, "not_found", $"No request '{id}' of yours is known here.");
 

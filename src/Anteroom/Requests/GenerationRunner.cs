@@ -70,7 +70,7 @@ internal sealed partial class GenerationRunner(IRequestQueue queue, IBackendPool
     /// for the holder, not part of the wait: failing to read it must not end a request that may still get its slot,
     /// so the last place told stands until the queue answers again.
     /// </summary>
-    private async Task<WaitingPlace?> TryGetPlaceAsync(string id)
+    private async ValueTask<WaitingPlace?> TryGetPlaceAsync(string id)
     {
         try
         {

@@ -18,6 +18,10 @@ internal interface IRequestRegistry
     /// <summary>A new request id: 120 random bits, so an id cannot be guessed.</summary>
     static string NewId() => "req_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(15));
 
+    /// <summary>Whether <paramref name="id"/> has the shape <see cref="NewId"/> gives.</summary>
+    static bool IsId(string id) =>
+        id.Length == 34 && id.StartsWith("req_", StringComparison.Ordinal) && !id.AsSpan(4).ContainsAnyExcept("0123456789abcdef");
+
     /// <summary>Registers an admitted request under its id.</summary>
     ValueTask AddAsync(LiveRequest request);
 

@@ -216,10 +216,6 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
 
     private RedisKey RecordKey(string id) => $"{_prefix}:rq:{id}";
 
-    /// <summary>Whether <paramref name="id"/> has the shape <see cref="IRequestRegistry.NewId"/> gives.</summary>
-    private static bool IsRequestId(string id) =>
-        id.Length == 34 && id.StartsWith("req_", StringComparison.Ordinal) && !id.AsSpan(4).ContainsAnyExcept("0123456789abcdef");
-
     private RedisKey OwnerKey(string owner) => $"{_prefix}:rq:by:{owner}";
 
     private string LifePrefix => $"{_prefix}:rq:live:";
@@ -229,7 +225,7 @@ internal sealed partial class RedisRequestRegistry : IRequestRegistry, IAsyncDis
     private async Task<SharedRequest?> ReadAsync(string id)
     {
         // Only a request id names a record: anything else (another key under the prefix) is no request.
-        if (!IsRequestId(id))
+        if (!IRequestRegistry.IsId(id))
         {
             return null;
         }

@@ -103,10 +103,8 @@ internal sealed class RemoteRequests(IRequestRegistry registry, IEventLogFactory
                 return (adopted.Request, adopted.Hold);
             }
 
-            if (!await IsQueuedAsync(shared.Id, cancellationToken))
-            {
-                await logs.CloseAbandonedAsync(shared.Id, Lost, cancellationToken);
-            }
+            // Not taken over: if it was lost with its replica, its log now says so, and reading it shows the end.
+            await IsLostAsync(shared, cancellationToken);
         }
 
         return await logs.OpenAsync(shared.Id, cancellationToken) is { } log ? (new RemoteRequest(shared, log, this, caller), null) : null;
