@@ -132,7 +132,14 @@ internal sealed class RedisEventLog : IEventLog
 
                 if (_failure is { } failure)
                 {
-                    throw SharedState.Unavailable(failure);
+                    if (!_factory.Connection.IsConnected)
+                    {
+                        throw SharedState.Unavailable(failure);
+                    }
+
+                    // Redis is back, and the notice that would restart the pump may still be on its way (the
+                    // subscription's connection can come back before the one commands use): try again now.
+                    _failure = null;
                 }
 
                 progress = _progress.Task;
